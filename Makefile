@@ -1,0 +1,63 @@
+# rehearsal: build, test and run the operator and its driver.
+# Everything the targets need is built or installed by the targets themselves.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+SANDBOX := e2e/cluster/sandbox.sh
+
+.PHONY: all build test unit e2e crds lint fmt demo bench sandbox-up sandbox-down sandbox-status cluster-bins clean
+
+all: build
+
+## build: compile every binary (operator, driver, process runner)
+build:
+	$(CARGO) build --workspace --bins
+
+## unit: tests that need no cluster
+unit:
+	$(CARGO) test --workspace --exclude rehearsal-e2e
+
+## e2e: end-to-end tests on the local control plane (started here when it is not running)
+e2e: cluster-bins
+	e2e/run-with-sandbox.sh $(CARGO) test -p rehearsal-e2e -- --test-threads=2
+
+## test: every test, unit and end-to-end
+test: unit e2e
+
+## crds: regenerate config/crd/*.yaml from the Rust types
+crds:
+	$(CARGO) run -q -p rehearsal-operator --bin crdgen -- config/crd
+
+## lint: formatting check and clippy with warnings denied
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## cluster-bins: build the control plane's binaries from their Go modules (cached in ~/.cache/rehearsal)
+cluster-bins:
+	e2e/cluster/build.sh >/dev/null
+
+## sandbox-up / sandbox-down / sandbox-status: the local control plane on 127.0.0.1
+sandbox-up: cluster-bins
+	$(CARGO) build -q -p rehearsal-runner -p rehearsal-driver
+	$(SANDBOX) up
+
+sandbox-down:
+	$(SANDBOX) down
+
+sandbox-status:
+	$(SANDBOX) status
+
+## demo: the main job, end to end on the local control plane
+demo: cluster-bins
+	e2e/demo.sh
+
+## bench: benchmarks (figures printed, not asserted)
+bench: cluster-bins
+	@echo "no benchmarks yet: they come with the replay and scenario drivers"
+
+clean:
+	$(CARGO) clean

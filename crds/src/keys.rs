@@ -1,0 +1,37 @@
+//! Label, annotation, taint and field-manager names shared by the operator, the driver and KWOK.
+//!
+//! The `simkube.io/*` keys keep SimKube's spelling so recorded traces and KWOK stages written
+//! for SimKube keep working.
+
+/// API group of every rehearsal kind.
+pub const GROUP: &str = "rehearsal.dev";
+
+/// Label on every pod a run mutates: the name of the Simulation.
+pub const SIMULATION_LABEL: &str = "simkube.io/simulation";
+
+/// Annotation giving a simulated pod's lifetime in seconds; a KWOK stage completes the pod then.
+pub const LIFETIME_ANNOTATION: &str = "simkube.io/lifetime-seconds";
+
+/// Label on every object a run creates: the name of the Simulation it belongs to.
+pub const OWNED_BY_SIMULATION_LABEL: &str = "rehearsal.dev/simulation";
+
+/// Label on every object a run creates: the run's index (0-based) within its Simulation.
+pub const RUN_LABEL: &str = "rehearsal.dev/run";
+
+/// Label marking the node of the process runner in the local control plane.
+pub const RUNNER_NODE_LABEL: &str = "rehearsal.dev/runner";
+
+/// Taint key on virtual (KWOK) nodes; simulated pods tolerate it.
+pub const VIRTUAL_NODE_TAINT: &str = "kwok-provider";
+
+/// Label key selecting virtual nodes, with [`VIRTUAL_NODE_VALUE`].
+pub const VIRTUAL_NODE_LABEL: &str = "type";
+
+/// Label value selecting virtual nodes.
+pub const VIRTUAL_NODE_VALUE: &str = "virtual";
+
+/// Server-side-apply field manager of the operator.
+pub const OPERATOR_MANAGER: &str = "rehearsal-operator";
+
+/// Server-side-apply field manager of the driver.
+pub const DRIVER_MANAGER: &str = "rehearsal-driver";

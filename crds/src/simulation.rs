@@ -1,0 +1,372 @@
+//! `Simulation`: one request to replay a trace or play a scenario, N times, on virtual nodes.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of a Simulation: what to run, how fast, how often, and what to keep.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "rehearsal.dev",
+    version = "v1alpha1",
+    kind = "Simulation",
+    plural = "simulations",
+    shortname = "sim",
+    shortname = "sims",
+    category = "rehearsal",
+    doc = "Replays a recorded cluster trace, or plays a Scenario, onto virtual nodes N times, and records what the cluster did.",
+    status = "SimulationStatus",
+    validation = Rule::new("self.metadata.name.matches('^[a-z0-9]([-a-z0-9]{0,48}[a-z0-9])?$')").message("metadata.name of a Simulation must be a DNS label of at most 50 characters: it names the run's Jobs, namespaces and labels"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase", description = "Where the simulation is in its life"),
+    printcolumn(name = "Progress", type_ = "string", json_path = ".status.progress.summary", description = "Events or steps done of total, in the current run"),
+    printcolumn(name = "Runs", type_ = "string", json_path = ".status.runsSummary", description = "Runs completed of total"),
+    printcolumn(name = "Speed", type_ = "number", json_path = ".spec.speed", description = "Replay speed factor"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationSpec {
+    /// What to run: exactly one of a recorded trace or a Scenario.
+    pub source: SimulationSource,
+
+    /// Speed factor: 2.0 plays the trace or the scenario twice as fast as recorded. Must be
+    /// greater than 0.
+    #[serde(default = "default_speed")]
+    #[x_kube(validation = ("self > 0.0", "speed must be greater than 0"))]
+    pub speed: f64,
+
+    /// Cuts each run short after this much trace or scenario time (Go duration syntax,
+    /// e.g. "90s", "5m", "1h30m"). Unset: run to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = (r"self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$')", "duration must be a Go duration such as 90s, 5m or 1h30m"))]
+    pub duration: Option<String>,
+
+    /// How many times to run, one after the other; each run starts after the previous one is
+    /// cleaned up. At least 1.
+    #[serde(default = "default_repetitions")]
+    #[x_kube(validation = ("self >= 1", "repetitions must be at least 1"))]
+    pub repetitions: i32,
+
+    /// Prefix of the virtual namespaces: objects recorded in namespace `ns` are created in
+    /// `<prefix>-ns`. A DNS label of at most 20 characters.
+    #[serde(default = "default_virtual_namespace_prefix")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = (r"self.matches('^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$')", "virtualNamespacePrefix must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit) of at most 20 characters"))]
+    pub virtual_namespace_prefix: String,
+
+    /// Commands run by the driver before and after each run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<Hooks>,
+
+    /// Where the evidence of each run (logs, timelines, summary, plots) is uploaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<Artifacts>,
+
+    /// How the driver Job of each run is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<DriverConfig>,
+
+    /// What the driver records during a run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collect: Option<Collect>,
+}
+
+/// What a Simulation runs. Exactly one field is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = ("has(self.trace) != has(self.scenarioRef)", "exactly one of source.trace or source.scenarioRef must be set"))]
+pub struct SimulationSource {
+    /// A recorded cluster trace (SimKube format version 2, msgpack or JSON) to replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceSource>,
+
+    /// A Scenario, by name, to play.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario_ref: Option<ScenarioRef>,
+}
+
+/// Where a trace is read from. Exactly one field is set.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = ("has(self.uri) != has(self.configMapRef)", "exactly one of trace.uri or trace.configMapRef must be set"))]
+pub struct TraceSource {
+    /// Location of the trace: `s3://bucket/key`, `file:///path`, `http://` or `https://`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = ("self.matches('^(s3|file|https?)://.+')", "trace.uri must start with s3://, file://, http:// or https://"))]
+    pub uri: Option<String>,
+
+    /// A ConfigMap holding the trace in one of its keys (binaryData for msgpack, data for JSON).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyRef>,
+}
+
+/// A key of a ConfigMap in a namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// Namespace of the ConfigMap.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = (r"self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')", "configMapRef.namespace must be a DNS label"))]
+    pub namespace: String,
+    /// Name of the ConfigMap.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = ("self.size() > 0", "configMapRef.name must not be empty"))]
+    pub name: String,
+    /// Key within the ConfigMap's data or binaryData.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = ("self.size() > 0", "configMapRef.key must not be empty"))]
+    pub key: String,
+}
+
+/// A Scenario by name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioRef {
+    /// Name of the Scenario (cluster-scoped).
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = ("self.size() > 0", "scenarioRef.name must not be empty"))]
+    pub name: String,
+}
+
+/// Hooks run by the driver around each run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Hooks {
+    /// Run in order before the run starts; a failing hook fails the run unless it ignores
+    /// failures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub pre_run: Vec<Hook>,
+    /// Run in order after the run is cleaned up, whether the run succeeded or failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub post_run: Vec<Hook>,
+}
+
+/// One command run as a hook. Its output goes to the driver's log.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Hook {
+    /// Executable to run (looked up on PATH when it has no '/').
+    #[schemars(length(max = 4096))]
+    #[x_kube(validation = ("self.size() > 0", "hook command must not be empty"))]
+    pub command: String,
+    /// Arguments passed to the command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// Write the Simulation, as JSON, to the command's standard input.
+    #[serde(default)]
+    pub send_simulation: bool,
+    /// Seconds the hook may run before it is stopped and counted as failed. Default 60.
+    #[serde(default = "default_hook_timeout")]
+    #[x_kube(validation = ("self >= 1 && self <= 86400", "hook timeoutSeconds must be between 1 and 86400"))]
+    pub timeout_seconds: i32,
+    /// When true, a failing hook is logged and the run goes on. Default false.
+    #[serde(default)]
+    pub ignore_failure: bool,
+}
+
+/// S3 location and credentials for a run's evidence.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Artifacts {
+    /// Bucket name.
+    #[schemars(length(max = 63))]
+    #[x_kube(validation = (r"self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')", "artifacts.bucket must be a valid S3 bucket name (3-63 lowercase letters, digits, '.' or '-')"))]
+    pub bucket: String,
+    /// Key prefix; each run is uploaded under `<prefix>/<simulation>/<run>/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512))]
+    #[x_kube(validation = ("!self.startsWith('/')", "artifacts.prefix must not start with '/'"))]
+    pub prefix: Option<String>,
+    /// AWS region. Default: from the credential chain, else us-east-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible server (MinIO, Ceph); path-style addressing is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = ("self.matches('^https?://.+')", "artifacts.endpoint must start with http:// or https://"))]
+    pub endpoint: Option<String>,
+    /// Secret (in the operator's namespace) with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+    /// passed to the driver as environment. Unset: the driver's own credential chain (IRSA,
+    /// Pod Identity, instance profile).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<SecretRef>,
+}
+
+/// A Secret by name.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretRef {
+    /// Name of the Secret.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = ("self.size() > 0", "secret name must not be empty"))]
+    pub name: String,
+}
+
+/// How the operator starts the driver of each run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverConfig {
+    /// Container image of the driver. Default: the operator's own driver image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Compute resources of the driver container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Port of the driver's admission webhook. Default 8888.
+    #[serde(default = "default_driver_port")]
+    #[x_kube(validation = ("self >= 1 && self <= 65535", "driver.port must be between 1 and 65535"))]
+    pub port: i32,
+    /// Service account of the driver pod. Default: the one installed with the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig { image: None, resources: None, port: default_driver_port(), service_account_name: None }
+    }
+}
+
+/// What a run records. Everything is on by default.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Collect {
+    /// Kubernetes Events in the run's namespaces and on nodes.
+    #[serde(default = "yes")]
+    pub events: bool,
+    /// Pod timelines (created, scheduled, running, ready, finished).
+    #[serde(default = "yes")]
+    pub pods: bool,
+    /// Node timelines and node counts over time.
+    #[serde(default = "yes")]
+    pub nodes: bool,
+    /// Deployment and ReplicaSet timelines.
+    #[serde(default = "yes")]
+    pub deployments: bool,
+    /// API server audit events, when the cluster exposes them.
+    #[serde(default = "yes")]
+    pub audit: bool,
+}
+
+impl Default for Collect {
+    fn default() -> Self {
+        Collect { events: true, pods: true, nodes: true, deployments: true, audit: true }
+    }
+}
+
+/// Where a Simulation is in its life.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Accepted, not looked at yet.
+    #[default]
+    Pending,
+    /// Waiting for another simulation to finish with the virtual nodes.
+    Queued,
+    /// Certificates, webhook and driver Job being set up.
+    Initializing,
+    /// A run is in progress.
+    Running,
+    /// Every run finished.
+    Succeeded,
+    /// A run failed, or the simulation cannot run as written.
+    Failed,
+}
+
+/// Observed state of a Simulation.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SimulationStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Where the simulation is in its life.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Ready, Reconciling and Stalled (kstatus), and one condition per stage of the current run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// When the first run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the last run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Progress of the current run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
+    /// Number of runs finished, successfully or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_runs: Option<i32>,
+    /// Runs completed of total, e.g. "1/3" (for `kubectl get`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs_summary: Option<String>,
+    /// One entry per run started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["index".into()]))]
+    pub runs: Vec<RunStatus>,
+}
+
+/// Progress of a run: events (trace replay) or steps (scenario) done of total.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Events or steps done.
+    pub done: i64,
+    /// Events or steps in the run.
+    pub total: i64,
+    /// "events" or "steps".
+    pub unit: String,
+    /// Human form, e.g. "37/120 events".
+    pub summary: String,
+}
+
+/// What happened in one run.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStatus {
+    /// Index of the run, from 0.
+    pub index: i32,
+    /// Name of the driver Job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_name: Option<String>,
+    /// Running, Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Where the run's evidence was uploaded (s3://bucket/prefix/).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_uri: Option<String>,
+    /// One line: what the run did, or why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+}
+
+fn default_speed() -> f64 {
+    1.0
+}
+fn default_repetitions() -> i32 {
+    1
+}
+fn default_virtual_namespace_prefix() -> String {
+    "virtual".to_string()
+}
+fn default_hook_timeout() -> i32 {
+    60
+}
+fn default_driver_port() -> i32 {
+    8888
+}
+fn yes() -> bool {
+    true
+}
