@@ -18,6 +18,9 @@ pub const OWNED_BY_SIMULATION_LABEL: &str = "rehearsal.dev/simulation";
 /// Label on every object a run creates: the run's index (0-based) within its Simulation.
 pub const RUN_LABEL: &str = "rehearsal.dev/run";
 
+/// Annotation on every object a run applies: the namespace the trace recorded it in.
+pub const ORIGINAL_NAMESPACE_ANNOTATION: &str = "rehearsal.dev/original-namespace";
+
 /// Label marking the node of the process runner in the local control plane.
 pub const RUNNER_NODE_LABEL: &str = "rehearsal.dev/runner";
 

@@ -7,6 +7,8 @@ pub mod manifests;
 pub mod root;
 pub mod scenario;
 pub mod simulation;
+#[cfg(feature = "testdata")]
+pub mod testdata;
 
 pub use root::{SimulationRoot, SimulationRootSpec};
 pub use scenario::{Action, ActionData, ActionType, EmbeddedObject, Scenario, ScenarioSpec, ScenarioStatus, Step};

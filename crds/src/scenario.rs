@@ -84,8 +84,9 @@ pub struct ScenarioSpec {
     #[schemars(length(max = 1000))]
     pub optional_manifests: Vec<EmbeddedObject>,
 
-    /// The steps, in order. A step with no actions still takes its timestep.
-    #[schemars(length(min = 1, max = 100000))]
+    /// The steps, in order (at most 5000). A step with no actions still takes its timestep.
+    // Bounds keep the API server's CEL cost estimate (rules × possible items) within budget.
+    #[schemars(length(min = 1, max = 5000))]
     #[x_kube(validation = ("self.size() >= 1", "steps must hold at least one step"))]
     pub steps: Vec<Step>,
 
@@ -103,9 +104,9 @@ pub struct Step {
     /// Label of the step; order comes from the list position.
     #[serde(default)]
     pub name: String,
-    /// Actions of the step.
+    /// Actions of the step (at most 100).
     #[serde(default)]
-    #[schemars(length(max = 1000))]
+    #[schemars(length(max = 100))]
     pub actions: Vec<Action>,
 }
 

@@ -406,3 +406,25 @@ fn every_field_is_described() {
     // descriptions; only this project's fields are checked to be non-empty here.
     assert_eq!(missing, Vec::<String>::new());
 }
+
+#[test]
+fn shared_invalid_objects_are_rejected() {
+    let cases = rehearsal_crds::testdata::invalid_objects();
+    assert!(cases.len() >= 25, "the shared cases went missing");
+    for case in cases {
+        let kind = case.object["kind"].as_str().unwrap_or_default().to_string();
+        if case.rule.as_deref() == Some("enum") {
+            let err = serde_json::from_value::<Scenario>(case.object.clone()).expect_err(&case.name);
+            assert!(err.to_string().contains("unknown variant"), "{}: {err}", case.name);
+            continue;
+        }
+        let errs = match kind.as_str() {
+            "Simulation" => errors::<Simulation>(&case.object),
+            "Scenario" => errors::<Scenario>(&case.object),
+            other => panic!("{}: unexpected kind {other}", case.name),
+        };
+        assert_eq!(errs.len(), 1, "{}: {errs:?}", case.name);
+        let want = if case.field.is_empty() { String::new() } else { format!("{}: ", case.field) };
+        assert!(errs[0].starts_with(&want) && errs[0].contains(&case.message), "{}: got {:?}", case.name, errs[0]);
+    }
+}

@@ -1,17 +1,41 @@
 //! `rehearsal-driver`: runs one run of a Simulation.
-//!
-//! The `replay` and `scenario` subcommands arrive with their own issues; this version only
-//! answers `--version` and `--help`.
+
+mod cli;
+mod hooks;
+mod replay;
+mod status;
+mod telemetry;
+mod trace;
+mod webhook;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Replays a recorded cluster trace, or plays a scaling scenario, onto virtual nodes.
-#[derive(Parser, Debug)]
-#[command(name = "rehearsal-driver", version, about)]
-struct Args {}
-
-fn main() {
-    let _ = Args::parse();
-    eprintln!("rehearsal-driver: no subcommand is available in this version (see --help)");
-    std::process::exit(2);
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command {
+        cli::Command::Replay(args) => {
+            telemetry::init(&args.verbosity);
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rehearsal-driver: cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match replay::run::run(client, &args).await {
+                Ok(stats) => {
+                    tracing::info!(applied = stats.applied, deleted = stats.deleted, "replay finished");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rehearsal-driver: replay of simulation {}: {e}", args.sim_name);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,284 @@
+//! Replaying a trace's events onto the cluster: each event at its absolute deadline, its
+//! objects applied (server-side, one field manager) or deleted with bounded concurrency.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Scope, pinned_kind};
+use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use super::clock::{Clock, lateness, offset};
+use super::objects::{ObjectKey, RootRef, key_of, virtual_namespace, virtualize};
+use crate::status::Reporter;
+use crate::trace::{Trace, TraceError};
+
+/// Why a replay could not start or go on.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// A kind in the trace is not served by this cluster.
+    #[error("the trace holds {kind} objects ({api_version}), which this cluster does not serve: {source}")]
+    UnknownKind {
+        /// apiVersion.
+        api_version: String,
+        /// Kind.
+        kind: String,
+        /// Discovery's answer.
+        #[source]
+        source: kube::Error,
+    },
+    /// An event could not be decoded.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+}
+
+/// How a kind of the trace is reached.
+#[derive(Clone, Debug)]
+pub struct Target {
+    resource: ApiResource,
+    namespaced: bool,
+}
+
+/// Every kind of the trace, resolved through discovery.
+pub type Kinds = HashMap<(String, String), Target>;
+
+/// Resolves every (apiVersion, kind) before anything is applied, so a trace for kinds the
+/// cluster lacks fails up front.
+pub async fn resolve_kinds(client: &kube::Client, kinds: &BTreeSet<(String, String)>) -> Result<Kinds, ReplayError> {
+    let mut out = HashMap::new();
+    for (api_version, kind) in kinds {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+        let (resource, caps) =
+            pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await.map_err(|source| {
+                ReplayError::UnknownKind { api_version: api_version.clone(), kind: kind.clone(), source }
+            })?;
+        out.insert(
+            (api_version.clone(), kind.clone()),
+            Target { resource, namespaced: caps.scope == Scope::Namespaced },
+        );
+    }
+    Ok(out)
+}
+
+/// Settings of one replay.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Simulation name (labels).
+    pub simulation: String,
+    /// Virtual namespace prefix.
+    pub prefix: String,
+    /// Speed factor (> 0).
+    pub speed: f64,
+    /// Trace time after which events are not replayed.
+    pub duration: Option<Duration>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// What a replay did.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events replayed.
+    pub events: usize,
+    /// Events left out because of `duration`.
+    pub events_cut: usize,
+    /// Objects applied.
+    pub applied: usize,
+    /// Objects deleted (including ones already gone).
+    pub deleted: usize,
+    /// Objects skipped deliberately (cluster-scoped), with the reason.
+    pub skipped: Vec<String>,
+    /// Objects that failed, with the reason.
+    pub failed: Vec<String>,
+    /// For every request: how late it started relative to its deadline.
+    pub lateness: Vec<Duration>,
+}
+
+enum Op {
+    Apply(Value),
+    Delete(Value),
+}
+
+struct Outcome {
+    late: Vec<Duration>,
+    applied: usize,
+    deleted: usize,
+    failed: Vec<String>,
+}
+
+/// Replays `trace` from now. Per-object failures are recorded in the stats, not fatal.
+pub async fn replay<C: Clock>(
+    client: &kube::Client,
+    trace: &Trace,
+    kinds: &Kinds,
+    root: &RootRef,
+    settings: &Settings,
+    clock: &C,
+    reporter: &Reporter,
+) -> Result<Stats, ReplayError> {
+    let mut stats = Stats::default();
+    let Some(first_ts) = trace.first_ts() else { return Ok(stats) };
+    let timestamps: Vec<i64> = trace.event_timestamps().collect();
+    let total = timestamps.len();
+    let cut_at = settings.duration.map(|d| first_ts.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+    let start = clock.now();
+    let mut namespaces: HashSet<String> = HashSet::new();
+    let mut i = 0;
+    while i < total {
+        let ts = timestamps[i];
+        if cut_at.is_some_and(|cut| ts >= cut) {
+            stats.events_cut = total - i;
+            break;
+        }
+        // Events recorded at the same second are due together.
+        let mut j = i;
+        while j < total && timestamps[j] == ts {
+            j += 1;
+        }
+        let mut groups: Vec<(ObjectKey, Vec<Op>)> = vec![];
+        let mut index: HashMap<ObjectKey, usize> = HashMap::new();
+        for e in i..j {
+            let event = trace.event(e)?;
+            let ops = event.applied.into_iter().map(Op::Apply).chain(event.deleted.into_iter().map(Op::Delete));
+            for op in ops {
+                let obj = match &op {
+                    Op::Apply(o) | Op::Delete(o) => o,
+                };
+                let key = match key_of(obj) {
+                    Ok(k) => k,
+                    Err(err) => {
+                        stats.failed.push(format!("event at {ts}: {err}"));
+                        continue;
+                    }
+                };
+                // Same object twice in one batch: keep its operations in recorded order.
+                let slot = *index.entry(key.clone()).or_insert_with(|| {
+                    groups.push((key.clone(), vec![]));
+                    groups.len() - 1
+                });
+                groups[slot].1.push(op);
+            }
+        }
+
+        let mut runnable = vec![];
+        for (key, ops) in groups {
+            let (api_version, kind, ns, name) = &key;
+            let Some(target) = kinds.get(&(api_version.clone(), kind.clone())) else {
+                stats.failed.push(format!("{kind} {ns}/{name}: kind was not resolved"));
+                continue;
+            };
+            if !target.namespaced {
+                let why = format!(
+                    "{kind} {name} ({api_version}) is cluster-scoped: skipped, only namespaced objects are replayed into virtual namespaces"
+                );
+                tracing::warn!("{why}");
+                stats.skipped.push(why);
+                continue;
+            }
+            let vns = match virtual_namespace(&settings.prefix, ns) {
+                Ok(v) => v,
+                Err(e) => {
+                    stats.failed.push(format!("{kind} {ns}/{name}: {e}"));
+                    continue;
+                }
+            };
+            if !namespaces.contains(&vns) {
+                match ensure_namespace(client, &vns, root, &settings.simulation).await {
+                    Ok(()) => {
+                        namespaces.insert(vns.clone());
+                    }
+                    Err(e) => {
+                        stats.failed.push(format!("namespace {vns}: {e}"));
+                        continue;
+                    }
+                }
+            }
+            runnable.push((key, target.clone(), vns, ops));
+        }
+
+        let deadline = start + offset(first_ts, ts, settings.speed);
+        clock.sleep_until(deadline).await;
+        let outcomes: Vec<Outcome> = futures::stream::iter(runnable)
+            .map(|(key, target, vns, ops)| run_ops(client, key, target, vns, ops, deadline, root, settings, clock))
+            .buffer_unordered(settings.concurrency.max(1))
+            .collect()
+            .await;
+        for o in outcomes {
+            stats.lateness.extend(o.late);
+            stats.applied += o.applied;
+            stats.deleted += o.deleted;
+            stats.failed.extend(o.failed);
+        }
+        stats.events += j - i;
+        reporter.progress(stats.events as i64, total as i64, "events", false).await;
+        i = j;
+    }
+    reporter.progress(stats.events as i64, total as i64, "events", true).await;
+    Ok(stats)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_ops<C: Clock>(
+    client: &kube::Client,
+    key: ObjectKey,
+    target: Target,
+    vns: String,
+    ops: Vec<Op>,
+    deadline: Instant,
+    root: &RootRef,
+    settings: &Settings,
+    clock: &C,
+) -> Outcome {
+    let (_, kind, ns, name) = &key;
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &vns, &target.resource);
+    let mut out = Outcome { late: vec![], applied: 0, deleted: 0, failed: vec![] };
+    for op in ops {
+        out.late.push(lateness(deadline, clock.now()));
+        match op {
+            Op::Apply(obj) => {
+                let body = match virtualize(&obj, &vns, &settings.simulation, root) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        out.failed.push(format!("apply {kind} {ns}/{name}: {e}"));
+                        continue;
+                    }
+                };
+                match api.patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body)).await {
+                    Ok(_) => out.applied += 1,
+                    Err(e) => out.failed.push(format!("apply {kind} {ns}/{name} into {vns}: {e}")),
+                }
+            }
+            Op::Delete(_) => match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => out.deleted += 1,
+                // Already gone (deleted by its owner, or never applied): the goal is met.
+                Err(kube::Error::Api(s)) if s.code == 404 => out.deleted += 1,
+                Err(e) => out.failed.push(format!("delete {kind} {ns}/{name} in {vns}: {e}")),
+            },
+        }
+    }
+    out
+}
+
+/// Creates (server-side apply) a virtual namespace owned by the root and labelled for the
+/// webhook's namespace selector.
+pub async fn ensure_namespace(
+    client: &kube::Client,
+    name: &str,
+    root: &RootRef,
+    simulation: &str,
+) -> Result<(), kube::Error> {
+    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let body = json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {OWNED_BY_SIMULATION_LABEL: simulation},
+            "ownerReferences": [root.owner_reference()]
+        }
+    });
+    api.patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body)).await.map(|_| ())
+}

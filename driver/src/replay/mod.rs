@@ -1,0 +1,7 @@
+//! `rehearsal-driver replay`: replaying a recorded trace onto the simulated cluster.
+
+pub mod clock;
+pub mod engine;
+pub mod objects;
+pub mod root;
+pub mod run;

@@ -1,0 +1,112 @@
+//! The run's SimulationRoot: created first, owning everything the run makes; deleted last with
+//! foreground propagation so the garbage collector removes the run's objects before the root.
+
+use std::time::Duration;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Resource, ResourceExt};
+use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL, RUN_LABEL};
+use rehearsal_crds::{Simulation, SimulationRoot};
+use serde_json::json;
+
+use super::objects::RootRef;
+
+/// Why the root could not be made or removed.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    /// The API server refused or failed.
+    #[error("SimulationRoot {name}: {action} failed: {source}")]
+    Api {
+        /// Root name.
+        name: String,
+        /// What was attempted.
+        action: &'static str,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+    /// Watching the deletion failed.
+    #[error("SimulationRoot {name}: watching its deletion failed: {source}")]
+    Watch {
+        /// Root name.
+        name: String,
+        /// What went wrong.
+        #[source]
+        source: kube::runtime::wait::Error,
+    },
+    /// Deletion did not finish in time.
+    #[error(
+        "SimulationRoot {name} and the objects of the run were not gone after {secs} s (still terminating: check namespaces {prefix}-* and finalizers)"
+    )]
+    Timeout {
+        /// Root name.
+        name: String,
+        /// Deadline in seconds.
+        secs: u64,
+        /// Namespace prefix of the run.
+        prefix: String,
+    },
+}
+
+/// The root's name for run `index` of `simulation`.
+pub fn root_name(simulation: &str, index: u32) -> String {
+    format!("{simulation}-run-{index}")
+}
+
+/// Deletes a root (foreground) and waits until it, and so every object blocking it, is gone.
+pub async fn delete(api: &Api<SimulationRoot>, name: &str, timeout: Duration, prefix: &str) -> Result<(), RootError> {
+    let err = |action, source| RootError::Api { name: name.to_string(), action, source };
+    let uid = match api.get_opt(name).await.map_err(|e| err("read", e))? {
+        Some(root) => root.uid().unwrap_or_default(),
+        None => return Ok(()),
+    };
+    match api.delete(name, &DeleteParams::foreground()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(e) => return Err(err("delete", e)),
+    }
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, conditions::is_deleted(&uid))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(source)) => Err(RootError::Watch { name: name.to_string(), source }),
+        Err(_) => {
+            Err(RootError::Timeout { name: name.to_string(), secs: timeout.as_secs(), prefix: prefix.to_string() })
+        }
+    }
+}
+
+/// Creates the run's root, owned by the Simulation. A root left by an earlier attempt of the
+/// same run is deleted first, so the run starts clean.
+pub async fn create(
+    api: &Api<SimulationRoot>,
+    sim: &Simulation,
+    index: u32,
+    cleanup_timeout: Duration,
+    prefix: &str,
+) -> Result<RootRef, RootError> {
+    let name = root_name(&sim.name_any(), index);
+    if api
+        .get_opt(&name)
+        .await
+        .map_err(|source| RootError::Api { name: name.clone(), action: "read", source })?
+        .is_some()
+    {
+        tracing::warn!(root = %name, "a root of an earlier attempt of this run exists; deleting it first");
+        delete(api, &name, cleanup_timeout, prefix).await?;
+    }
+    let owner = sim.controller_owner_ref(&());
+    let body = json!({
+        "apiVersion": "rehearsal.dev/v1alpha1", "kind": "SimulationRoot",
+        "metadata": {
+            "name": name,
+            "labels": {OWNED_BY_SIMULATION_LABEL: sim.name_any(), RUN_LABEL: index.to_string()},
+            "ownerReferences": owner.into_iter().collect::<Vec<_>>()
+        },
+        "spec": {}
+    });
+    let root = api
+        .patch(&name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .map_err(|source| RootError::Api { name: name.clone(), action: "create", source })?;
+    Ok(RootRef { name, uid: root.uid().unwrap_or_default() })
+}

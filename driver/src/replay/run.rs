@@ -1,0 +1,315 @@
+//! One run of `rehearsal-driver replay`, stage by stage: preRun hooks, webhook listener,
+//! SimulationRoot, trace, replay, cleanup, webhook shutdown, postRun hooks. A failure in any
+//! stage still cleans up, and the error names the stage.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kube::Api;
+use kube::ResourceExt;
+use rehearsal_crds::conditions::{self, Status};
+use rehearsal_crds::{Simulation, SimulationRoot};
+
+use super::clock::PreciseClock;
+use super::engine::{self, Settings, Stats};
+use super::objects::RootRef;
+use super::root;
+use crate::cli::ReplayArgs;
+use crate::hooks;
+use crate::status::Reporter;
+use crate::trace::{PodLifecycle, Trace};
+use crate::webhook::owners::{ApiLookup, TraceObject};
+use crate::webhook::server::{self, Listener};
+use crate::webhook::{Lifetimes, RunInfo, State, register};
+
+/// A failed run: which stage, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{stage} failed: {message}")]
+pub struct RunError {
+    /// The stage, as in the Simulation's conditions.
+    pub stage: &'static str,
+    /// Why.
+    pub message: String,
+}
+
+fn fail(stage: &'static str, message: impl ToString) -> RunError {
+    RunError { stage, message: message.to_string() }
+}
+
+/// Lifetimes straight from the trace, divided by the speed.
+struct TraceLifetimes {
+    trace: Arc<Trace>,
+    speed: f64,
+}
+
+impl Lifetimes for TraceLifetimes {
+    fn lifetime(&self, owner: &TraceObject, n: usize) -> Option<f64> {
+        match self.trace.lifecycles(&owner.gvk, &owner.owner).get(n) {
+            Some(PodLifecycle::Finished(start, end)) => Some((end - start).max(0) as f64 / self.speed),
+            _ => None,
+        }
+    }
+}
+
+/// Runs the whole replay for `args`. Returns what the replay did.
+pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunError> {
+    let sims: Api<Simulation> = Api::all(client.clone());
+    let sim = match sims.get_opt(&args.sim_name).await {
+        Ok(Some(sim)) => sim,
+        Ok(None) => return Err(fail("Setup", format!("Simulation {:?} not found", args.sim_name))),
+        Err(e) => return Err(fail("Setup", format!("cannot read Simulation {:?}: {e}", args.sim_name))),
+    };
+    let reporter = Reporter::new(Some(sims.clone()), &args.sim_name, sim.metadata.generation);
+    let sim_json = serde_json::to_vec(&sim).unwrap_or_default();
+    let hooks = sim.spec.hooks.clone().unwrap_or_default();
+
+    // 1. preRun hooks.
+    let mut result = pre_run(&reporter, &hooks.pre_run, &sim_json).await;
+
+    // 2-5 only when the hooks passed; their resources are released below in any case.
+    let mut listener = None;
+    let mut run_root = None;
+    let roots: Api<SimulationRoot> = Api::all(client.clone());
+    let cleanup_timeout = Duration::from_secs(args.cleanup_timeout);
+    if result.is_ok() {
+        result = replay_stages(&client, args, &sim, &reporter, &roots, &mut listener, &mut run_root).await;
+    }
+
+    // 6. Cleanup, whenever a root was made.
+    if let Some(root) = &run_root {
+        reporter
+            .stage(
+                conditions::CLEANUP,
+                Status::Unknown,
+                "Deleting",
+                format!("deleting SimulationRoot {} and everything it owns", root.name),
+            )
+            .await;
+        let started = Instant::now();
+        match root::delete(&roots, &root.name, cleanup_timeout, &args.virtual_ns_prefix).await {
+            Ok(()) => {
+                let msg = format!("everything the run created is gone ({:.1} s)", started.elapsed().as_secs_f64());
+                reporter.stage(conditions::CLEANUP, Status::True, "Deleted", msg).await;
+            }
+            Err(e) => {
+                let reason =
+                    if matches!(e, root::RootError::Timeout { .. }) { "CleanupTimedOut" } else { "CleanupFailed" };
+                reporter.stage(conditions::CLEANUP, Status::False, reason, e.to_string()).await;
+                if result.is_ok() {
+                    result = Err(fail(conditions::CLEANUP, e));
+                }
+            }
+        }
+    }
+
+    // 7. Stop the webhook once nothing of the run can create pods any more.
+    if let Some(l) = listener
+        && let Err(e) = l.shutdown(Duration::from_secs(5)).await
+    {
+        tracing::warn!(error = %e, "the webhook listener did not stop cleanly");
+    }
+
+    // 8. postRun hooks, after success or failure.
+    if !hooks.post_run.is_empty() {
+        reporter
+            .stage(
+                conditions::POST_RUN_HOOKS,
+                Status::Unknown,
+                "Running",
+                format!("running {} postRun hooks", hooks.post_run.len()),
+            )
+            .await;
+        match hooks::run("postRun", &hooks.post_run, &sim_json).await {
+            Ok(n) => {
+                reporter
+                    .stage(conditions::POST_RUN_HOOKS, Status::True, "Succeeded", format!("{n} postRun hooks ran"))
+                    .await
+            }
+            Err(e) => {
+                reporter.stage(conditions::POST_RUN_HOOKS, Status::False, "HookFailed", e.to_string()).await;
+                if result.is_ok() {
+                    result = Err(fail(conditions::POST_RUN_HOOKS, e));
+                }
+            }
+        }
+    }
+    result
+}
+
+async fn pre_run(reporter: &Reporter, hooks: &[rehearsal_crds::Hook], sim_json: &[u8]) -> Result<Stats, RunError> {
+    if hooks.is_empty() {
+        return Ok(Stats::default());
+    }
+    reporter
+        .stage(conditions::PRE_RUN_HOOKS, Status::Unknown, "Running", format!("running {} preRun hooks", hooks.len()))
+        .await;
+    match hooks::run("preRun", hooks, sim_json).await {
+        Ok(n) => {
+            reporter.stage(conditions::PRE_RUN_HOOKS, Status::True, "Succeeded", format!("{n} preRun hooks ran")).await;
+            Ok(Stats::default())
+        }
+        Err(e) => {
+            reporter.stage(conditions::PRE_RUN_HOOKS, Status::False, "HookFailed", e.to_string()).await;
+            Err(fail(conditions::PRE_RUN_HOOKS, e))
+        }
+    }
+}
+
+async fn replay_stages(
+    client: &kube::Client,
+    args: &ReplayArgs,
+    sim: &Simulation,
+    reporter: &Reporter,
+    roots: &Api<SimulationRoot>,
+    listener: &mut Option<Listener>,
+    run_root: &mut Option<RootRef>,
+) -> Result<Stats, RunError> {
+    const SETUP: &str = conditions::REPLAY;
+    let report_fail = |reason: &'static str, e: String| async move {
+        reporter.stage(conditions::REPLAY, Status::False, reason, e.clone()).await;
+        fail(SETUP, e)
+    };
+
+    // 2. The webhook listener, before anything can create pods of the run.
+    let state = Arc::new(State::new(&args.sim_name, &args.virtual_ns_prefix, ApiLookup::new(client.clone())));
+    let addr = SocketAddr::new(args.listen_address, args.admission_webhook_port);
+    match server::serve(addr, &args.cert_path, &args.key_path, state.clone()).await {
+        Ok(l) => {
+            tracing::info!(addr = %l.local_addr, "webhook listening");
+            *listener = Some(l);
+        }
+        Err(e) => return Err(report_fail("WebhookFailed", e.to_string()).await),
+    }
+
+    // 3. The run's root, and the webhook registration when the driver runs on its own.
+    let cleanup_timeout = Duration::from_secs(args.cleanup_timeout);
+    let root = match root::create(roots, sim, args.run_index, cleanup_timeout, &args.virtual_ns_prefix).await {
+        Ok(r) => r,
+        Err(e) => return Err(report_fail("RootFailed", e.to_string()).await),
+    };
+    *run_root = Some(root.clone());
+    if let Some(url) = &args.webhook_url {
+        let ca_path = args.webhook_ca_path.as_ref().unwrap_or(&args.cert_path);
+        let ca = match tokio::fs::read(ca_path).await {
+            Ok(ca) => ca,
+            Err(e) => {
+                return Err(report_fail(
+                    "WebhookFailed",
+                    format!("cannot read the webhook CA {}: {e}", ca_path.display()),
+                )
+                .await);
+            }
+        };
+        if let Err(e) = register::register(client, &root, &args.sim_name, url, &ca).await {
+            return Err(report_fail("WebhookFailed", format!("cannot register the webhook: {e}")).await);
+        }
+    }
+
+    // 4. The trace, fully checked, and every kind it holds resolved, before anything is applied.
+    let trace = match crate::trace::read(&args.trace_path).await.and_then(|b| Trace::parse(b, &args.trace_path)) {
+        Ok(t) => Arc::new(t),
+        Err(e) => return Err(report_fail("BadTrace", e.to_string()).await),
+    };
+    let kinds = match engine::resolve_kinds(client, trace.kinds()).await {
+        Ok(k) => k,
+        Err(e) => return Err(report_fail("UnknownKind", e.to_string()).await),
+    };
+    state.set_run(RunInfo {
+        root_uid: root.uid.clone(),
+        lifetimes: Arc::new(TraceLifetimes { trace: trace.clone(), speed: args.speed }),
+    });
+
+    // 5. The replay.
+    let duration = match sim.spec.duration.as_deref().map(parse_duration).transpose() {
+        Ok(d) => d,
+        Err(e) => return Err(report_fail("BadDuration", e).await),
+    };
+    let settings = Settings {
+        simulation: sim.name_any(),
+        prefix: args.virtual_ns_prefix.clone(),
+        speed: args.speed,
+        duration,
+        concurrency: usize::from(args.concurrency),
+    };
+    let events = trace.event_count();
+    reporter
+        .stage(
+            conditions::REPLAY,
+            Status::Unknown,
+            "Replaying",
+            format!("replaying {events} events at speed {}", args.speed),
+        )
+        .await;
+    let started = Instant::now();
+    let stats = match engine::replay(client, &trace, &kinds, &root, &settings, &PreciseClock, reporter).await {
+        Ok(s) => s,
+        Err(e) => return Err(report_fail("ReplayFailed", e.to_string()).await),
+    };
+    let summary = format!(
+        "replayed {} of {events} events in {:.1} s: {} objects applied, {} deleted, {} skipped, {} failed{}",
+        stats.events,
+        started.elapsed().as_secs_f64(),
+        stats.applied,
+        stats.deleted,
+        stats.skipped.len(),
+        stats.failed.len(),
+        if stats.events_cut > 0 {
+            format!("; {} events after the duration were left out", stats.events_cut)
+        } else {
+            String::new()
+        }
+    );
+    if stats.failed.is_empty() {
+        reporter.stage(conditions::REPLAY, Status::True, "Completed", summary).await;
+        Ok(stats)
+    } else {
+        let first = stats.failed.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+        Err(report_fail("ObjectsFailed", format!("{summary}; first failures: {first}")).await)
+    }
+}
+
+/// Parses a Go-style duration ("90s", "5m", "1h30m", "250ms"), as the CRD's schema allows.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("duration {s:?} is not a Go duration such as 90s, 5m or 1h30m");
+    let mut total = 0.0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (0.001, 2)
+        } else if rest.starts_with('s') {
+            (1.0, 1)
+        } else if rest.starts_with('m') {
+            (60.0, 1)
+        } else if rest.starts_with('h') {
+            (3600.0, 1)
+        } else {
+            return Err(bad());
+        };
+        total += value * unit;
+        rest = &rest[len..];
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
+        for bad in ["", "5", "5 m", "m", "-1s", "5d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

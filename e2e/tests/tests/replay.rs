@@ -1,0 +1,289 @@
+//! `rehearsal-driver replay` run as a process against the local control plane, on the
+//! fixtures written elsewhere: the objects appear in their virtual namespaces, the webhook pins
+//! their pods to the virtual nodes with their recorded lifetimes, and nothing is left at the end.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use rehearsal_crds::{Simulation, SimulationRoot};
+use rehearsal_e2e::{client, install_crds, object, unique};
+use serde_json::json;
+use tokio::process::Command;
+
+fn fixture(name: &str) -> String {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/simkube-traces")).join(name);
+    let p = p.canonicalize().unwrap_or_else(|e| panic!("fixture {}: {e}", p.display()));
+    format!("file://{}", p.display())
+}
+
+fn driver_bin() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/debug/rehearsal-driver"))
+}
+
+/// A self-signed serving certificate for 127.0.0.1, written to a temporary folder.
+fn certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).expect("certificate");
+    let (c, k) = (dir.join("tls.crt"), dir.join("tls.key"));
+    std::fs::write(&c, cert.cert.pem()).expect("write cert");
+    std::fs::write(&k, cert.signing_key.serialize_pem()).expect("write key");
+    (c, k)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+struct Run {
+    status: std::process::ExitStatus,
+    stderr: String,
+}
+
+/// Creates the Simulation, runs the driver for it, and deletes the Simulation afterwards.
+async fn run_driver(
+    sim_name: &str,
+    trace: &str,
+    prefix: &str,
+    speed: f64,
+    hooks: serde_json::Value,
+) -> (Run, Simulation) {
+    let client = client().await;
+    install_crds(&client).await;
+    let sims: Api<Simulation> = Api::all(client.clone());
+    let sim: Simulation = object(json!({
+        "apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": sim_name},
+        "spec": {"source": {"trace": {"uri": trace}}, "speed": speed, "virtualNamespacePrefix": prefix, "hooks": hooks}
+    }));
+    sims.create(&PostParams::default(), &sim).await.expect("create simulation");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = certificate(dir.path());
+    let port = free_port();
+    let out = Command::new(driver_bin())
+        .args(["replay", "--sim-name", sim_name, "--controller-ns", "default", "--virtual-ns-prefix", prefix])
+        .args(["--cert-path", &cert.display().to_string(), "--key-path", &key.display().to_string()])
+        .args(["--trace-path", trace, "--speed", &speed.to_string(), "--admission-webhook-port", &port.to_string()])
+        .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
+        .args(["--cleanup-timeout", "120", "-v", "info,rehearsal_driver=debug"])
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(300), out)
+        .await
+        .expect("driver finished in 5 min")
+        .expect("driver ran");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let after = sims.get(sim_name).await.expect("simulation still exists");
+    sims.delete(sim_name, &DeleteParams::default()).await.expect("delete simulation");
+    (Run { status: out.status, stderr }, after)
+}
+
+fn condition<'a>(
+    sim: &'a Simulation,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    sim.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+}
+
+/// Nothing of the run is left: no root, no virtual namespace, no webhook configuration.
+async fn assert_nothing_left(client: &kube::Client, sim_name: &str, prefix: &str) {
+    let label = format!("rehearsal.dev/simulation={sim_name}");
+    let roots: Api<SimulationRoot> = Api::all(client.clone());
+    assert!(roots.list(&ListParams::default().labels(&label)).await.expect("roots").items.is_empty(), "a root is left");
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let left: Vec<String> = nss
+        .list(&ListParams::default())
+        .await
+        .expect("namespaces")
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .filter(|n| n.starts_with(&format!("{prefix}-")))
+        .collect();
+    assert!(left.is_empty(), "virtual namespaces left: {left:?}");
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    assert!(
+        mwcs.list(&ListParams::default().labels(&label)).await.expect("webhooks").items.is_empty(),
+        "a webhook configuration is left"
+    );
+}
+
+/// What the test saw of each pod of the run, from a watch over the whole replay.
+#[derive(Default, Debug, Clone)]
+struct Seen {
+    label: Option<String>,
+    lifetime: Option<String>,
+    tolerates: bool,
+    selector: Option<String>,
+    node: Option<String>,
+    phases: Vec<String>,
+}
+
+fn watch_pods(
+    client: kube::Client,
+    namespace: String,
+) -> (Arc<Mutex<BTreeMap<String, Seen>>>, tokio::task::JoinHandle<()>) {
+    let seen: Arc<Mutex<BTreeMap<String, Seen>>> = Arc::default();
+    let out = seen.clone();
+    let task = tokio::spawn(async move {
+        let pods: Api<Pod> = Api::namespaced(client, &namespace);
+        let mut stream = watcher(pods, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        while let Some(Ok(p)) = stream.next().await {
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let mut map = out.lock().expect("seen lock");
+            let s = map.entry(name).or_default();
+            s.label = p.metadata.labels.as_ref().and_then(|l| l.get("simkube.io/simulation").cloned());
+            s.lifetime = p.metadata.annotations.as_ref().and_then(|a| a.get("simkube.io/lifetime-seconds").cloned());
+            let spec = p.spec.clone().unwrap_or_default();
+            s.tolerates =
+                spec.tolerations.unwrap_or_default().iter().any(|t| t.key.as_deref() == Some("kwok-provider"));
+            s.selector = spec.node_selector.and_then(|n| n.get("type").cloned());
+            if spec.node_name.is_some() {
+                s.node = spec.node_name;
+            }
+            if let Some(phase) = p.status.and_then(|st| st.phase)
+                && s.phases.last() != Some(&phase)
+            {
+                s.phases.push(phase);
+            }
+        }
+    });
+    (seen, task)
+}
+
+/// Waits until the wall clock is between :40 and :45 of a minute: a CronJob scheduled every
+/// minute then fires within the 20 s the cronjob trace lasts at speed 10. (Cron schedules
+/// follow the wall clock, so this waits for a time of day, not for a condition.)
+async fn align_to_minute() {
+    loop {
+        let secs =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() % 60).unwrap_or(0);
+        if (40..45).contains(&secs) {
+            return;
+        }
+        let wait = if secs < 40 { 40 - secs } else { 100 - secs };
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+    }
+}
+
+#[tokio::test]
+async fn cronjob_trace_at_speed_10() {
+    let client = client().await;
+    let sim_name = unique("cron");
+    let prefix = "virtual";
+    let (seen, watch) = watch_pods(client.clone(), format!("{prefix}-default"));
+    let cronjob_seen = Arc::new(Mutex::new(false));
+    let flag = cronjob_seen.clone();
+    let cj_client = client.clone();
+    let cj_watch = tokio::spawn(async move {
+        let cjs: Api<CronJob> = Api::namespaced(cj_client, "virtual-default");
+        let mut s = watcher(cjs, watcher::Config::default()).default_backoff().applied_objects().boxed();
+        while let Some(Ok(cj)) = s.next().await {
+            if cj.metadata.name.as_deref() == Some("hello-simkube") {
+                *flag.lock().expect("flag") = true;
+            }
+        }
+    });
+    align_to_minute().await;
+    let (run, sim) = run_driver(&sim_name, &fixture("cronjob.sktrace"), prefix, 10.0, json!(null)).await;
+    watch.abort();
+    cj_watch.abort();
+    assert!(run.status.success(), "driver failed: {}", run.stderr);
+    assert!(*cronjob_seen.lock().expect("flag"), "the CronJob never appeared in virtual-default");
+
+    let pods = seen.lock().expect("seen").clone();
+    assert!(!pods.is_empty(), "the CronJob made no pods");
+    for (name, s) in &pods {
+        assert_eq!(s.label.as_deref(), Some(sim_name.as_str()), "{name}: {s:?}");
+        assert_eq!(s.lifetime.as_deref(), Some("3"), "{name}: 30 s recorded / speed 10: {s:?}");
+        assert!(s.tolerates, "{name}: {s:?}");
+        assert_eq!(s.selector.as_deref(), Some("virtual"), "{name}: {s:?}");
+        assert!(s.node.as_deref().is_some_and(|n| n.starts_with("kwok-node-")), "{name}: {s:?}");
+        assert!(s.phases.iter().any(|p| p == "Succeeded"), "{name} did not complete: {s:?}");
+    }
+    assert_eq!(condition(&sim, "Replay").map(|c| c.status.as_str()), Some("True"), "{:?}", sim.status);
+    assert_eq!(condition(&sim, "Cleanup").map(|c| c.status.as_str()), Some("True"), "{:?}", sim.status);
+    assert_eq!(
+        sim.status.as_ref().and_then(|s| s.progress.as_ref()).map(|p| p.summary.clone()),
+        Some("3/3 events".into())
+    );
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn bare_pods_trace_at_speed_10() {
+    let client = client().await;
+    let sim_name = unique("bare");
+    let prefix = "vbare";
+    let (seen, watch) = watch_pods(client.clone(), format!("{prefix}-testing"));
+    let (run, sim) = run_driver(&sim_name, &fixture("bare-pods.sktrace"), prefix, 10.0, json!(null)).await;
+    watch.abort();
+    assert!(run.status.success(), "driver failed: {}", run.stderr);
+    let pods = seen.lock().expect("seen").clone();
+    assert_eq!(pods.len(), 4, "{pods:?}");
+    for (name, s) in &pods {
+        assert_eq!(s.label.as_deref(), Some(sim_name.as_str()), "{name}");
+        assert!(s.tolerates && s.selector.as_deref() == Some("virtual"), "{name}: {s:?}");
+        assert!(s.node.as_deref().is_some_and(|n| n.starts_with("kwok-node-")), "{name}: {s:?}");
+    }
+    // Three pods finished in the recording (12 s and 30 s lifetimes); the last was still running.
+    let finished: Vec<_> = pods.values().filter(|s| s.lifetime.is_some()).collect();
+    assert_eq!(finished.len(), 3, "{pods:?}");
+    assert_eq!(pods.get("bare-pod-1781282630").and_then(|s| s.lifetime.clone()), None);
+    assert_eq!(pods.get("bare-pod-1781282449").and_then(|s| s.lifetime.clone()).as_deref(), Some("1.2"));
+    assert!(pods.get("bare-pod-1781282449").is_some_and(|s| s.phases.iter().any(|p| p == "Succeeded")), "{pods:?}");
+    assert_eq!(condition(&sim, "Cleanup").map(|c| c.status.as_str()), Some("True"));
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn json_trace_applies_and_deletes() {
+    let client = client().await;
+    let sim_name = unique("json");
+    let prefix = "vjson";
+    let (run, sim) = run_driver(&sim_name, &fixture("trace.json"), prefix, 10.0, json!(null)).await;
+    assert!(run.status.success(), "driver failed: {}", run.stderr);
+    let replay = condition(&sim, "Replay").expect("Replay condition");
+    assert_eq!(replay.status, "True");
+    assert!(replay.message.contains("1 objects applied, 1 deleted"), "{}", replay.message);
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn failing_pre_run_hook_fails_the_run_and_leaves_nothing() {
+    let client = client().await;
+    let sim_name = unique("hookfail");
+    let prefix = "vhook";
+    let hooks = json!({"preRun": [{"command": "sh", "args": ["-c", "echo about to fail; exit 7"]}]});
+    let (run, sim) = run_driver(&sim_name, &fixture("cronjob.sktrace"), prefix, 10.0, hooks).await;
+    assert!(!run.status.success());
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("PreRunHooks failed: preRun hook 0 (sh -c echo about to fail; exit 7) exited with code 7"),
+        "{last}"
+    );
+    let c = condition(&sim, "PreRunHooks").expect("PreRunHooks condition");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "HookFailed"));
+    assert!(condition(&sim, "Replay").is_none(), "the replay must not start");
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn unreadable_trace_fails_before_anything_is_applied() {
+    let client = client().await;
+    let sim_name = unique("badtrace");
+    let prefix = "vbad";
+    let (run, sim) = run_driver(&sim_name, "file:///nonexistent/trace.sktrace", prefix, 1.0, json!(null)).await;
+    assert!(!run.status.success());
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("Replay failed") && last.contains("/nonexistent/trace.sktrace"), "{last}");
+    let c = condition(&sim, "Replay").expect("Replay condition");
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "BadTrace"));
+    assert_eq!(condition(&sim, "Cleanup").map(|c| c.status.as_str()), Some("True"));
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
