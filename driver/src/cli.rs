@@ -20,6 +20,33 @@ pub struct Cli {
 pub enum Command {
     /// Replay a recorded cluster trace (SimKube format version 2) for a Simulation.
     Replay(ReplayArgs),
+    /// Inspect or generate traces without a cluster.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+/// `rehearsal-driver trace ...`
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// Read and fully validate a trace (every event decoded), then print what it holds.
+    Check {
+        /// The trace: file:///path, a plain path, s3://bucket/key, http:// or https://.
+        location: String,
+    },
+    /// Write a synthetic msgpack trace (ConfigMaps and Deployments) for tests and benchmarks.
+    Synthetic {
+        /// Where to write it.
+        output: PathBuf,
+        /// Objects (applied and deleted) in the trace.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Seconds of recorded time the events span.
+        #[arg(long, default_value_t = 100)]
+        span_seconds: i64,
+        /// Instead of --objects: write about this many megabytes.
+        #[arg(long)]
+        megabytes: Option<u64>,
+    },
 }
 
 /// Flags of `rehearsal-driver replay`; the first ones keep the SimKube driver's names.
@@ -69,6 +96,9 @@ pub struct ReplayArgs {
     /// Requests to the API server in flight at once during the replay.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+    /// Write the replay's figures (counts, objects per second, lateness percentiles) as JSON here.
+    #[arg(long)]
+    pub stats_file: Option<PathBuf>,
     /// Seconds to wait for the run's objects to be deleted at the end.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub cleanup_timeout: u64,

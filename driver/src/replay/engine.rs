@@ -98,6 +98,38 @@ pub struct Stats {
     pub lateness: Vec<Duration>,
 }
 
+impl Stats {
+    /// Lateness at quantile `q` (0.0..=1.0), nearest-rank; zero when nothing was sent.
+    pub fn lateness_quantile(&self, q: f64) -> Duration {
+        let mut sorted = self.lateness.clone();
+        sorted.sort_unstable();
+        quantile(&sorted, q)
+    }
+
+    /// A JSON summary for `--stats-file` and the benchmarks.
+    pub fn to_json(&self, elapsed: Duration) -> Value {
+        let mut sorted = self.lateness.clone();
+        sorted.sort_unstable();
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let objects = self.applied + self.deleted;
+        json!({
+            "events": self.events, "events_cut": self.events_cut, "applied": self.applied, "deleted": self.deleted,
+            "skipped": self.skipped.len(), "failed": self.failed.len(), "elapsed_seconds": elapsed.as_secs_f64(),
+            "objects_per_second": if elapsed.is_zero() { 0.0 } else { objects as f64 / elapsed.as_secs_f64() },
+            "lateness_ms": {"p50": ms(quantile(&sorted, 0.5)), "p99": ms(quantile(&sorted, 0.99)), "max": ms(sorted.last().copied().unwrap_or_default()), "count": sorted.len()}
+        })
+    }
+}
+
+/// Nearest-rank quantile of sorted durations.
+pub fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 enum Op {
     Apply(Value),
     Delete(Value),
@@ -281,4 +313,29 @@ pub async fn ensure_namespace(
         }
     });
     api.patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let d: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        assert_eq!(quantile(&d, 0.5), Duration::from_millis(50));
+        assert_eq!(quantile(&d, 0.99), Duration::from_millis(99));
+        assert_eq!(quantile(&d, 1.0), Duration::from_millis(100));
+        assert_eq!(quantile(&d, 0.0), Duration::from_millis(1));
+        assert_eq!(quantile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn summary_has_the_figures() {
+        let stats = Stats { applied: 8, deleted: 2, lateness: vec![Duration::from_millis(2), Duration::from_millis(1)], ..Stats::default() };
+        let j = stats.to_json(Duration::from_secs(2));
+        assert_eq!(j["objects_per_second"], 5.0);
+        assert_eq!(j["lateness_ms"]["max"], 2.0);
+        assert_eq!(j["lateness_ms"]["p50"], 1.0);
+        assert_eq!(stats.lateness_quantile(1.0), Duration::from_millis(2));
+    }
 }

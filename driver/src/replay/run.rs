@@ -260,6 +260,12 @@ async fn replay_stages(
             String::new()
         }
     );
+    if let Some(path) = &args.stats_file {
+        let body = serde_json::to_vec_pretty(&stats.to_json(started.elapsed())).unwrap_or_default();
+        if let Err(e) = tokio::fs::write(path, body).await {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the stats file");
+        }
+    }
     if stats.failed.is_empty() {
         reporter.stage(conditions::REPLAY, Status::True, "Completed", summary).await;
         Ok(stats)

@@ -44,6 +44,7 @@ impl Lifecycles {
         self.by_owner.get(gvk).and_then(|owners| owners.get(owner)).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    #[cfg(test)]
     /// Number of owners with recorded lifecycles.
     pub(crate) fn owner_count(&self) -> usize {
         self.by_owner.values().map(BTreeMap::len).sum()

@@ -3,9 +3,6 @@
 //! A trace is kept as its raw bytes plus an index of event byte ranges; events are decoded one at a
 //! time when the replay needs them, so a 100 MB trace does not become gigabytes of JSON values.
 
-// Wired by the replay driver; until then parts of the API have no caller outside the tests.
-#![allow(dead_code)]
-
 mod error;
 mod json;
 mod lifecycle;
@@ -251,6 +248,7 @@ impl Trace {
         self.lifecycles.get(owner_gvk, owner)
     }
 
+    #[cfg(test)]
     /// Heap held besides the raw bytes: the event index, kinds and lifecycles (an estimate, for tests).
     fn index_heap_bytes(&self) -> usize {
         let kinds: usize = self.kinds.iter().map(|(a, k)| a.len() + k.len() + 48).sum();

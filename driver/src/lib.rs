@@ -1,0 +1,11 @@
+//! The driver of one run of a Simulation: trace replay (with its admission webhook) and, later,
+//! scenario play. `main.rs` wires these parts to the command line.
+
+pub mod cli;
+pub mod hooks;
+pub mod replay;
+pub mod scenario;
+pub mod status;
+pub mod telemetry;
+pub mod trace;
+pub mod webhook;

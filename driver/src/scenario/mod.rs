@@ -1,0 +1,77 @@
+//! Karpenter scenario directories: reading and validating them, converting them to the Scenario
+//! API, and the step/action model and timing arithmetic the player uses.
+//!
+//! # The directory
+//!
+//! ```text
+//! config.yml          simulator: run_id, run_description, associated_scenario, timestep,
+//!                     start_step, limit, instance_pool_size, logging, clusters, workloads,
+//!                     deployments_directory, deployments (every field kept, unknown keys too)
+//! steps.yml           scenario: [- step: {name, actions: [- action: {comment, action_type,
+//!                     action_data}]}]
+//! <deployments_directory>/<name>.yaml       every document applied (multi-document allowed)
+//! <deployments_directory>/<name>-pdb.yaml   its PodDisruptionBudget, if present
+//! nodepools/*.yaml|*.yml                    optional manifests (or the KubernetesCluster's
+//!                                           nodepool_directory): applied only when the
+//!                                           cluster serves their kinds
+//! ```
+//!
+//! # Actions
+//!
+//! `action_data` is comma-separated `key=value` pairs (whitespace trimmed, no quoting), parsed
+//! strictly: a pair without `=`, an empty pair, an unknown or repeated key, a missing required
+//! key, and a count that is not a non-negative decimal integer are errors.
+//!
+//! | action_type | action_data |
+//! |---|---|
+//! | `K8S_SCALE` | `name=<deployment>,replicas=<n>` |
+//! | `SCALE` (legacy) | `name=<deployment>,desiredCount=<n>` (or `replicas=<n>`, not both) |
+//! | `APPLY` (rehearsal) | `file=<path relative to the scenario directory>`: one object, applied at that step |
+//! | `DELETE` (rehearsal) | `apiVersion=<v>,kind=<k>,name=<n>` |
+//! | `WAIT_AVAILABLE` (rehearsal) | `name=<deployment>[,timeoutSeconds=<n>]` (default 300) |
+//!
+//! Scale and wait actions must name a Deployment the scenario creates: one of its manifests, or
+//! one an `APPLY` action applies.
+//!
+//! # YAML
+//!
+//! Files are read with serde-saphyr set to YAML 1.2 core booleans (`strict_booleans`), so `n`,
+//! `y`, `yes`, `no`, `on`, `off` stay strings (serde-saphyr's default reads them as booleans).
+//! Manifests additionally keep YAML 1.1 octals (`0644` is 420), as Kubernetes' own YAML reader
+//! does. Unknown keys in `steps.yml` are errors; in `config.yml` they are kept.
+//!
+//! # Validation
+//!
+//! [`load`] stops at the first file-level failure (missing directory, `config.yml` or
+//! `steps.yml`, YAML that does not parse into the format's shape) and otherwise collects every
+//! problem, each naming its file, step, action and offending text, e.g.
+//! `steps.yml: step 3 ("3"), action 1 (K8S_SCALE): action_data "name=deploy-if,replicas=twelve":
+//! replicas "twelve" is not a non-negative integer`.
+//!
+//! # Playing
+//!
+//! The player always works from a Scenario (a directory is converted with
+//! [`ScenarioDir::to_scenario`]): [`actions_of`] gives its actions per step, [`plan`] the order
+//! and deadline of each step.
+
+mod actions;
+mod config;
+mod convert;
+mod directory;
+mod error;
+mod objects;
+pub mod plan;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+pub use actions::{ActionKind, PlannedAction, SPEC, actions_of};
+pub use config::{CONFIG_FILE, Cluster, EcsCluster, KubernetesCluster, SimulatorConfig};
+pub use convert::{DEFAULT_NAMESPACE, render_manifest};
+pub use directory::{DEFAULT_NODEPOOL_DIRECTORY, MAX_MANIFESTS, ScenarioDir, load};
+pub use error::{ActionRef, Problem, ScenarioError, StepRef};
+pub use plan::{expected_duration, format_duration, step_at, step_offset, step_sequence};
+pub use steps::{
+    ActionArgs, DEFAULT_WAIT_TIMEOUT_SECONDS, MAX_ACTIONS_PER_STEP, MAX_STEPS, STEPS_FILE, ScenarioStep, StepAction,
+    parse_action_data,
+};
