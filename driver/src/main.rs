@@ -63,7 +63,9 @@ async fn trace_command(cmd: cli::TraceCommand) -> Result<(), String> {
         }
         cli::TraceCommand::Synthetic { output, objects, span_seconds, megabytes } => {
             let written = match megabytes {
-                Some(mb) => trace::write_synthetic(&output, mb * 1_000_000).map_err(|e| format!("{}: {e}", output.display()))?,
+                Some(mb) => {
+                    trace::write_synthetic(&output, mb * 1_000_000).map_err(|e| format!("{}: {e}", output.display()))?
+                }
                 None => {
                     std::fs::write(&output, trace::synthetic(objects, span_seconds, 1_700_000_000))
                         .map_err(|e| format!("{}: {e}", output.display()))?;

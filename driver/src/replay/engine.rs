@@ -331,7 +331,12 @@ mod tests {
 
     #[test]
     fn summary_has_the_figures() {
-        let stats = Stats { applied: 8, deleted: 2, lateness: vec![Duration::from_millis(2), Duration::from_millis(1)], ..Stats::default() };
+        let stats = Stats {
+            applied: 8,
+            deleted: 2,
+            lateness: vec![Duration::from_millis(2), Duration::from_millis(1)],
+            ..Stats::default()
+        };
         let j = stats.to_json(Duration::from_secs(2));
         assert_eq!(j["objects_per_second"], 5.0);
         assert_eq!(j["lateness_ms"]["max"], 2.0);
