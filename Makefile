@@ -19,7 +19,7 @@ unit:
 
 ## e2e: end-to-end tests on the local control plane (started here when it is not running)
 e2e: cluster-bins
-	e2e/run-with-sandbox.sh $(CARGO) test -p rehearsal-e2e -- --test-threads=2
+	e2e/run-with-sandbox.sh $(CARGO) test -p rehearsal-e2e --no-fail-fast -- --test-threads=2
 
 ## test: every test, unit and end-to-end
 test: unit e2e

@@ -15,6 +15,10 @@ pub struct InvalidCase {
     pub field: String,
     /// Text the error message contains.
     pub message: String,
+    /// Text the API server's message contains instead, when a schema bound (maxLength, enum)
+    /// rejects the object before its CEL rules run; `message` is what the CEL rule says.
+    #[serde(default, rename = "serverMessage")]
+    pub server_message: Option<String>,
     /// The object itself.
     pub object: serde_json::Value,
 }

@@ -187,8 +187,9 @@ pub(crate) fn resolve_steps(
     written: Vec<WrittenStep>,
     dir: &Path,
     deployments: &std::collections::BTreeSet<String>,
-    problems: &mut Vec<Problem>,
+    all_problems: &mut Vec<Problem>,
 ) -> Vec<ScenarioStep> {
+    let mut problems = Vec::new();
     if written.is_empty() {
         problems.push(Problem::file(STEPS_FILE, "the scenario has no steps (`scenario:` is missing or empty)"));
     }
@@ -268,6 +269,9 @@ pub(crate) fn resolve_steps(
             });
         }
     }
+    // Reported in file order: the membership checks above ran after the whole list was read.
+    problems.sort_by_key(|p| (p.step.as_ref().map(|s| s.position), p.action.as_ref().map(|a| a.position)));
+    all_problems.append(&mut problems);
     steps
 }
 

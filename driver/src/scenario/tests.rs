@@ -255,7 +255,7 @@ fn bad_yaml_names_file_line_and_column() {
     edit(tmp.path(), "steps.yml", "    name: 2\n", "    name: 2\n    time: 30\n");
     assert_eq!(
         file_error(tmp.path()).to_string(),
-        "steps.yml: unknown field `time`, expected `name` or `actions` at line 17, column 5"
+        "steps.yml: unknown field `time`, expected one of name, actions at line 19, column 5"
     );
 
     let tmp = copy_fixture();
@@ -405,11 +405,11 @@ fn every_problem_is_collected() {
         problems(tmp.path()),
         [
             "config.yml: timestep must be greater than 0 (got 0)",
+            r#"steps.yml: step 3 ("3"), action 1 (K8S_SCALE): action_data "name=deploy-xx,replicas=17": deployment "deploy-xx" is not created by this scenario (its Deployments: deploy-h0, deploy-if, deploy-ov)"#,
             r#"steps.yml: step 5 ("5"), action 1 (K8S_SCALE_UP): unknown action_type "K8S_SCALE_UP" (expected one of K8S_SCALE, SCALE, APPLY, DELETE, WAIT_AVAILABLE)"#,
             r#"steps.yml: step 5 ("5"), action 2 (K8S_SCALE): action_data "name=deploy-h0;replicas=18": replicas is missing"#,
             r#"steps.yml: step 6 ("6"), action 1 (K8S_SCALE): action_data "name=deploy-if,replicas=13,replicas=14,zone=a": key "replicas" given twice"#,
             r#"steps.yml: step 6 ("6"), action 1 (K8S_SCALE): action_data "name=deploy-if,replicas=13,replicas=14,zone=a": unknown key "zone" for K8S_SCALE (expected name, replicas)"#,
-            r#"steps.yml: step 3 ("3"), action 1 (K8S_SCALE): action_data "name=deploy-xx,replicas=17": deployment "deploy-xx" is not created by this scenario (its Deployments: deploy-h0, deploy-if, deploy-ov)"#,
         ]
     );
 }
@@ -457,7 +457,7 @@ fn multi_document_files_and_absolute_directories() {
     let service =
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: deploy-ov\nspec:\n  selector: {app: deploy-ov}\n";
     let text = std::fs::read_to_string(tmp.path().join("deployments/deploy-ov.yaml")).unwrap();
-    write(tmp.path(), "deployments/deploy-ov.yaml", &format!("{text}{service}"));
+    write(tmp.path(), "deployments/deploy-ov.yaml", &format!("{text}\n{service}"));
     let absolute = tmp.path().join("deployments").display().to_string();
     edit(tmp.path(), "config.yml", "deployments_directory: deployments", &format!("deployments_directory: {absolute}"));
     let scn = load(tmp.path()).unwrap();

@@ -107,6 +107,17 @@ where
     found.unwrap_or_else(|| panic!("{name}: deleted while waiting for {what}"))
 }
 
+/// Waits until the object with `uid` is gone (deleted, or replaced by a new one).
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, uid: &str, deadline: Duration)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::time::timeout(deadline, await_condition(api.clone(), name, conditions::is_deleted(uid)))
+        .await
+        .unwrap_or_else(|_| panic!("{name}: still there after {deadline:?}"))
+        .unwrap_or_else(|e| panic!("{name}: watch failed while waiting for deletion: {e}"));
+}
+
 /// Calls `check` until it returns `Some`, or panics with `what` after `deadline`. For states
 /// spread over many objects, where one watch does not fit; the interval is short.
 pub async fn poll_until<T, Fut>(deadline: Duration, what: &str, mut check: impl FnMut() -> Fut) -> T

@@ -8,9 +8,9 @@ use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::wait::conditions;
+use kube::runtime::wait::await_condition;
 use kube::runtime::{WatchStreamExt, watcher};
-use rehearsal_e2e::{MANAGER, object, poll_until, virtual_placement, wait_for, with_namespace};
+use rehearsal_e2e::{MANAGER, object, poll_until, virtual_placement, wait_for, wait_gone, with_namespace};
 use serde_json::json;
 
 fn pods_of(pods: &[Pod]) -> (usize, usize) {
@@ -51,7 +51,7 @@ async fn deployment_of_50_runs_on_virtual_nodes_and_scales_to_zero() {
         deployments
             .patch(
                 "web",
-                &PatchParams::apply(MANAGER),
+                &PatchParams::apply(MANAGER).force(),
                 &Patch::Apply(json!({
                     "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 0}
                 })),
@@ -118,18 +118,13 @@ async fn pod_without_lifetime_keeps_running() {
             p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()) == Some("Running")
         })
         .await;
-        // A later look (after a lifetime-annotated pod would have completed) still finds it Running.
+        // Watching for longer than a lifetime-annotated pod takes to complete, it never ends.
         let started = Instant::now();
-        let watched = tokio::time::timeout(
-            Duration::from_secs(4),
-            wait_for(&pods, "web", Duration::from_secs(4), "terminal", |p: Option<&Pod>| {
-                matches!(
-                    p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()),
-                    Some("Succeeded" | "Failed")
-                )
-            }),
-        )
-        .await;
+        let terminal = |p: Option<&Pod>| {
+            matches!(p.and_then(|p| p.status.as_ref()).and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+        };
+        let watched =
+            tokio::time::timeout(Duration::from_secs(4), await_condition(pods.clone(), "web", terminal)).await;
         assert!(watched.is_err(), "pod without a lifetime ended after {:?}", started.elapsed());
     })
     .await;
@@ -142,18 +137,17 @@ async fn deleting_an_owner_garbage_collects_dependents() {
         let owner =
             cms.create(&PostParams::default(), &object(json!({"metadata": {"name": "owner"}}))).await.expect("owner");
         let uid = owner.metadata.uid.clone().expect("uid");
+        let mut uids = vec![];
         for i in 0..3 {
             let dep: ConfigMap = object(json!({"metadata": {"name": format!("dep-{i}"), "ownerReferences": [
                 {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}
             ]}}));
-            cms.create(&PostParams::default(), &dep).await.expect("dependent");
+            let created = cms.create(&PostParams::default(), &dep).await.expect("dependent");
+            uids.push(created.metadata.uid.clone().expect("uid"));
         }
         cms.delete("owner", &DeleteParams::background()).await.expect("delete owner");
-        for i in 0..3 {
-            let name = format!("dep-{i}");
-            let dep = cms.get(&name).await.expect("dependent exists");
-            let dep_uid = dep.metadata.uid.clone().expect("uid");
-            wait_for(&cms, &name, Duration::from_secs(60), "garbage-collected", conditions::is_deleted(&dep_uid)).await;
+        for (i, dep_uid) in uids.iter().enumerate() {
+            wait_gone(&cms, &format!("dep-{i}"), dep_uid, Duration::from_secs(60)).await;
         }
     })
     .await;

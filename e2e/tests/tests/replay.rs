@@ -156,17 +156,18 @@ fn watch_pods(
     (seen, task)
 }
 
-/// Waits until the wall clock is between :40 and :45 of a minute: a CronJob scheduled every
-/// minute then fires within the 20 s the cronjob trace lasts at speed 10. (Cron schedules
-/// follow the wall clock, so this waits for a time of day, not for a condition.)
+/// Waits until the wall clock is between :48 and :52 of a minute. The cronjob trace lasts 20.5 s
+/// at speed 10, so the CronJob (scheduled every minute) then exists from about :50 to :11: it
+/// fires at :00 and its pod, with a 3 s lifetime, finishes before the CronJob is deleted. (Cron
+/// schedules follow the wall clock, so this waits for a time of day, not for a condition.)
 async fn align_to_minute() {
     loop {
         let secs =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() % 60).unwrap_or(0);
-        if (40..45).contains(&secs) {
+        if (48..52).contains(&secs) {
             return;
         }
-        let wait = if secs < 40 { 40 - secs } else { 100 - secs };
+        let wait = if secs < 48 { 48 - secs } else { 108 - secs };
         tokio::time::sleep(Duration::from_secs(wait)).await;
     }
 }
