@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Replay a recorded cluster trace (SimKube format version 2) for a Simulation.
-    Replay(ReplayArgs),
+    Replay(Box<ReplayArgs>),
     /// Inspect or generate traces without a cluster.
     #[command(subcommand)]
     Trace(TraceCommand),
@@ -136,7 +136,7 @@ mod tests {
     #[test]
     fn defaults_match_the_simkube_driver() {
         let cli = Cli::try_parse_from(REQUIRED).expect("parses");
-        let Command::Replay(a) = cli.command;
+        let Command::Replay(a) = cli.command else { panic!("parsed as another subcommand") };
         assert_eq!((a.admission_webhook_port, a.speed, a.verbosity.as_str()), (8888, 1.0, "info"));
         Cli::command().debug_assert();
     }
