@@ -55,9 +55,9 @@ sandbox-status:
 demo: cluster-bins
 	e2e/demo.sh
 
-## bench: benchmarks (figures printed, not asserted)
+## bench: benchmarks on the local control plane (figures printed, not asserted)
 bench: cluster-bins
-	@echo "no benchmarks yet: they come with the replay and scenario drivers"
+	e2e/run-with-sandbox.sh e2e/bench.sh
 
 clean:
 	$(CARGO) clean

@@ -46,6 +46,8 @@ pub struct State<L> {
     run: RwLock<Option<RunInfo>>,
     /// Pods seen per trace object: the n-th pod gets the n-th recorded lifetime.
     seen: Mutex<HashMap<TraceObject, usize>>,
+    /// What each owner (by UID) resolved to, so the pods of one ReplicaSet or Job cost one walk.
+    by_owner: Mutex<HashMap<String, Option<TraceObject>>>,
 }
 
 /// Why a review could not be answered (answered with HTTP 400).
@@ -65,6 +67,7 @@ impl<L: ObjectLookup> State<L> {
             lookup,
             run: RwLock::new(None),
             seen: Mutex::new(HashMap::new()),
+            by_owner: Mutex::new(HashMap::new()),
         }
     }
 
@@ -75,6 +78,9 @@ impl<L: ObjectLookup> State<L> {
         }
         if let Ok(mut seen) = self.seen.lock() {
             seen.clear();
+        }
+        if let Ok(mut by_owner) = self.by_owner.lock() {
+            by_owner.clear();
         }
     }
 
@@ -102,7 +108,26 @@ impl<L: ObjectLookup> State<L> {
         }
         let pod = serde_json::to_value(obj).unwrap_or(Value::Null);
         let namespace = req.namespace.clone().unwrap_or_default();
-        let owner = match trace_owner(&self.lookup, &namespace, &self.prefix, &pod, &run.root_uid).await {
+        // Pods owned by the root itself are trace objects; other pods share their owner's answer.
+        let owner_uid = pod
+            .pointer("/metadata/ownerReferences/0/uid")
+            .and_then(Value::as_str)
+            .filter(|uid| *uid != run.root_uid)
+            .map(str::to_string);
+        let cached = owner_uid.as_ref().and_then(|uid| self.by_owner.lock().ok()?.get(uid).cloned());
+        let resolved = match cached {
+            Some(hit) => Ok(hit),
+            None => {
+                let found = trace_owner(&self.lookup, &namespace, &self.prefix, &pod, &run.root_uid).await;
+                if let (Some(uid), Ok(found)) = (&owner_uid, &found)
+                    && let Ok(mut m) = self.by_owner.lock()
+                {
+                    m.insert(uid.clone(), found.clone());
+                }
+                found
+            }
+        };
+        let owner = match resolved {
             Ok(Some(owner)) => owner,
             Ok(None) => return Ok(response.into_review()),
             // Allowing the pod unchanged would let it land on a real node; deny so the
@@ -193,6 +218,34 @@ mod tests {
         assert_eq!(patch_of(&s.review(&review(bare_pod("p", "root"), "UPDATE")).await.expect("review")), None);
         let before_run = State::new("sim-a", "virtual", NoLookup);
         assert_eq!(patch_of(&before_run.review(&review(bare_pod("p", "root"), "CREATE")).await.expect("review")), None);
+    }
+
+    /// Counts lookups; knows one ReplicaSet owned by the root.
+    struct Counting(std::sync::atomic::AtomicUsize);
+    impl ObjectLookup for Counting {
+        async fn get(&self, _: &str, kind: &str, _: &str, name: &str) -> Result<Option<Value>, kube::Error> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok((kind == "ReplicaSet" && name == "web-1").then(|| {
+                json!({"metadata": {"name": "web-1", "ownerReferences": [{"apiVersion": "rehearsal.dev/v1alpha1", "kind": "SimulationRoot", "name": "r", "uid": "root"}]}})
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn pods_of_one_owner_are_resolved_once() {
+        let s = State::new("sim-a", "virtual", Counting(0.into()));
+        s.set_run(RunInfo {
+            root_uid: "root".into(),
+            lifetimes: Arc::new(HashMap::<TraceObject, Vec<Option<f64>>>::new()),
+        });
+        let pod = |n: &str| {
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": n, "ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "rs-uid", "controller": true}]}, "spec": {}})
+        };
+        for n in ["a", "b", "c"] {
+            assert!(patch_of(&s.review(&review(pod(n), "CREATE")).await.expect("review")).is_some(), "{n} is ours");
+        }
+        assert_eq!(s.lookup.0.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -160,3 +160,13 @@ pub fn virtual_placement() -> serde_json::Value {
         "nodeSelector": {"type": "virtual"}
     })
 }
+
+/// An S3 client for the sandbox's MinIO, set up as the driver's: the standard credential
+/// chain, AWS_ENDPOINT_URL, path-style addressing.
+pub async fn s3_client() -> aws_sdk_s3::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    sandbox_env("AWS_ENDPOINT_URL");
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(conf)
+}

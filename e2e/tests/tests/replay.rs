@@ -52,15 +52,20 @@ async fn run_driver(
     trace: &str,
     prefix: &str,
     speed: f64,
-    hooks: serde_json::Value,
+    extra: serde_json::Value,
 ) -> (Run, Simulation) {
     let client = client().await;
     install_crds(&client).await;
     let sims: Api<Simulation> = Api::all(client.clone());
     let sim: Simulation = object(json!({
         "apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": sim_name},
-        "spec": {"source": {"trace": {"uri": trace}}, "speed": speed, "virtualNamespacePrefix": prefix, "hooks": hooks}
+        "spec": {"source": {"trace": {"uri": trace}}, "speed": speed, "virtualNamespacePrefix": prefix}
     }));
+    let mut sim = serde_json::to_value(&sim).expect("simulation JSON");
+    if let (Some(spec), Some(extra)) = (sim["spec"].as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    let sim: Simulation = object(sim);
     sims.create(&PostParams::default(), &sim).await.expect("create simulation");
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key) = certificate(dir.path());
@@ -260,7 +265,7 @@ async fn failing_pre_run_hook_fails_the_run_and_leaves_nothing() {
     let client = client().await;
     let sim_name = unique("hookfail");
     let prefix = "vhook";
-    let hooks = json!({"preRun": [{"command": "sh", "args": ["-c", "echo about to fail; exit 7"]}]});
+    let hooks = json!({"hooks": {"preRun": [{"command": "sh", "args": ["-c", "echo about to fail; exit 7"]}]}});
     let (run, sim) = run_driver(&sim_name, &fixture("cronjob.sktrace"), prefix, 10.0, hooks).await;
     assert!(!run.status.success());
     let last = run.stderr.lines().last().unwrap_or_default();
@@ -287,4 +292,49 @@ async fn unreadable_trace_fails_before_anything_is_applied() {
     assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "BadTrace"));
     assert_eq!(condition(&sim, "Cleanup").map(|c| c.status.as_str()), Some("True"));
     assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn duration_cuts_the_replay_short() {
+    let client = client().await;
+    let sim_name = unique("cut");
+    let prefix = "vcut";
+    // bare-pods events are at +0, +42, +102 and +162 s: a 60 s duration keeps the first two.
+    let (run, sim) =
+        run_driver(&sim_name, &fixture("bare-pods.sktrace"), prefix, 10.0, json!({"duration": "60s"})).await;
+    assert!(run.status.success(), "driver failed: {}", run.stderr);
+    let replay = condition(&sim, "Replay").expect("Replay condition");
+    assert!(replay.message.contains("replayed 2 of 4 events"), "{}", replay.message);
+    assert!(replay.message.contains("2 events after the duration were left out"), "{}", replay.message);
+    assert_eq!(
+        sim.status.as_ref().and_then(|s| s.progress.as_ref()).map(|p| p.summary.clone()),
+        Some("2/4 events".into())
+    );
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn trace_is_read_from_s3() {
+    let bucket = rehearsal_e2e::sandbox_env("REHEARSAL_S3_BUCKET");
+    let s3 = rehearsal_e2e::s3_client().await;
+    let key = format!("e2e/{}/cronjob.sktrace", unique("trace"));
+    let path = fixture("cronjob.sktrace");
+    let bytes = std::fs::read(path.trim_start_matches("file://")).expect("fixture");
+    s3.put_object().bucket(&bucket).key(&key).body(bytes.into()).send().await.expect("upload trace");
+
+    let ok = Command::new(driver_bin())
+        .args(["trace", "check", &format!("s3://{bucket}/{key}")])
+        .output()
+        .await
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(stdout.contains("3 events, 2 objects, spanning 205 s"), "{stdout}");
+
+    let missing = format!("s3://{bucket}/e2e/no-such-trace.sktrace");
+    let bad = Command::new(driver_bin()).args(["trace", "check", &missing]).output().await.expect("run");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(stderr.contains(&missing) && stderr.contains("not found"), "{stderr}");
+    s3.delete_object().bucket(&bucket).key(&key).send().await.expect("delete trace");
 }

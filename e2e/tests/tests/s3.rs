@@ -6,12 +6,8 @@ use rehearsal_e2e::{sandbox_env, unique};
 
 #[tokio::test]
 async fn object_round_trips_byte_identical() {
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let bucket = sandbox_env("REHEARSAL_S3_BUCKET");
-    sandbox_env("AWS_ENDPOINT_URL");
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
-    let s3 = aws_sdk_s3::Client::from_conf(conf);
+    let s3 = rehearsal_e2e::s3_client().await;
 
     // Every byte value, several times over, so encoding mistakes cannot hide.
     let body: Vec<u8> = (0..3 * 1024 * 1024).map(|i| (i * 7 % 256) as u8).collect();

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# make bench: figures for the replay driver, printed, not asserted.
+#   1. webhook latency at 1,000 requests/s over loopback TLS;
+#   2. peak memory reading a 100 MB trace (parse + decode of every event);
+#   3. on the local control plane: scheduling lateness at speed 1 and 100, throughput and the
+#      driver's CPU share at speed 1000, replaying a synthetic trace of 10,000 objects over 100 s.
+# Run through e2e/run-with-sandbox.sh (make bench does), which provides the control plane.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+say() { printf '\n== %s\n' "$*"; }
+
+cargo build -q --release -p rehearsal-driver
+driver=$root/target/release/rehearsal-driver
+
+say "webhook latency (1,000 requests/s for 10 s, loopback TLS)"
+cargo bench -q -p rehearsal-driver --bench webhook -- 1000 10 2>/dev/null | grep '^webhook:'
+
+say "peak memory reading a 100 MB trace"
+"$driver" trace synthetic "$work/big.sktrace" --megabytes 100 >/dev/null
+size=$(stat -c %s "$work/big.sktrace")
+/usr/bin/time -f '%M %e' -o "$work/time" "$driver" trace check "$work/big.sktrace" >/dev/null
+read -r rss_kb secs <"$work/time"
+python3 - "$size" "$rss_kb" "$secs" <<'PY'
+import sys
+size, rss_kb, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+print(f"trace {size/1e6:.1f} MB: peak RSS {rss_kb*1024/1e6:.1f} MB = {rss_kb*1024/size:.2f}x the file, {secs:.1f} s to read and decode")
+PY
+rm -f "$work/big.sktrace"
+
+say "replay on the local control plane (10,000 objects over 100 s of trace time)"
+: "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
+kubectl apply --server-side -f config/crd/rehearsal.dev_simulations.yaml -f config/crd/rehearsal.dev_simulationroots.yaml >/dev/null
+kubectl wait --for=condition=Established crd/simulations.rehearsal.dev crd/simulationroots.rehearsal.dev --timeout=60s >/dev/null
+"$driver" trace synthetic "$work/bench.sktrace" --objects 10000 --span-seconds 100 >/dev/null
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=bench" -addext "subjectAltName=IP:127.0.0.1" \
+  -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+apiserver_pid=$(cat "$REHEARSAL_SANDBOX_DIR/pids/kube-apiserver.pid")
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+for speed in ${REHEARSAL_BENCH_SPEEDS:-1 100 1000}; do
+  sim=bench-speed-$speed
+  kubectl delete simulation "$sim" --ignore-not-found --wait=true >/dev/null
+  kubectl apply --server-side -f - >/dev/null <<YAML
+apiVersion: rehearsal.dev/v1alpha1
+kind: Simulation
+metadata: {name: $sim}
+spec: {source: {trace: {uri: "file://$work/bench.sktrace"}}, speed: $speed, virtualNamespacePrefix: bench}
+YAML
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  api_before=$(ticks "$apiserver_pid")
+  /usr/bin/time -f '%U %S %e' -o "$work/time" "$driver" replay --sim-name "$sim" --controller-ns default \
+    --virtual-ns-prefix bench --cert-path "$work/tls.crt" --key-path "$work/tls.key" \
+    --trace-path "file://$work/bench.sktrace" --speed "$speed" --admission-webhook-port "$port" \
+    --listen-address 127.0.0.1 --webhook-url "https://127.0.0.1:$port/mutate" --cleanup-timeout 900 \
+    --stats-file "$work/stats-$speed.json" -v warn >"$work/driver-$speed.log" 2>&1 || { echo "driver failed at speed $speed:"; tail -5 "$work/driver-$speed.log"; }
+  api_after=$(ticks "$apiserver_pid")
+  read -r user sys wall <"$work/time"
+  python3 - "$speed" "$work/stats-$speed.json" "$user" "$sys" "$wall" "$(( api_after - api_before ))" "$hz" <<'PY'
+import json, sys
+speed, path = sys.argv[1], sys.argv[2]
+user, sys_, wall, api_ticks, hz = map(float, sys.argv[3:])
+s = json.load(open(path))
+l = s["lateness_ms"]
+print(f"speed {speed:>4}: {s['applied']+s['deleted']} objects in {s['elapsed_seconds']:.1f} s replay "
+      f"({s['objects_per_second']:.0f} objects/s), failed {s['failed']}; lateness p50 {l['p50']:.3f} ms, "
+      f"p99 {l['p99']:.3f} ms, max {l['max']:.1f} ms")
+print(f"            whole run {wall:.1f} s (with cleanup): driver CPU {user+sys_:.1f} s ({100*(user+sys_)/wall:.0f}% of one core), "
+      f"kube-apiserver CPU {api_ticks/hz:.1f} s ({100*api_ticks/hz/wall:.0f}%)")
+PY
+  kubectl delete simulation "$sim" --wait=true >/dev/null
+done
