@@ -58,6 +58,17 @@ demo: cluster-bins
 ## bench: benchmarks on the local control plane (figures printed, not asserted)
 bench: cluster-bins
 	e2e/run-with-sandbox.sh e2e/bench.sh
+	e2e/run-with-sandbox.sh e2e/bench-scenario.sh
+
+## scenario-driver-build / scenario-driver-run: the Karpenter scenario driver's targets, for
+## rehearsal-driver scenario. The run reads SCENARIO, NAMESPACE, LOG_DIR, KUBECONFIG, S3_BUCKET
+## and S3_REGION from the environment; ARGS adds flags (e.g. ARGS="--speed 15 --keep").
+.PHONY: scenario-driver-build scenario-driver-run
+scenario-driver-build:
+	$(CARGO) build --release -p rehearsal-driver
+
+scenario-driver-run: scenario-driver-build
+	target/release/rehearsal-driver scenario $(ARGS)
 
 clean:
 	$(CARGO) clean

@@ -33,6 +33,13 @@ pub const VIRTUAL_NODE_LABEL: &str = "type";
 /// Label value selecting virtual nodes.
 pub const VIRTUAL_NODE_VALUE: &str = "virtual";
 
+/// Label on every object a scenario play applies: its run id, so cleanup and reruns are exact.
+pub const SCENARIO_RUN_LABEL: &str = "rehearsal.dev/scenario-run";
+
+/// Server-side-apply field manager of the scenario player's replica changes, separate from the
+/// manifests' manager so a re-applied manifest does not fight the steps over `spec.replicas`.
+pub const SCALE_MANAGER: &str = "rehearsal-driver-scale";
+
 /// Server-side-apply field manager of the operator.
 pub const OPERATOR_MANAGER: &str = "rehearsal-operator";
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::scenario::placement::Placement;
+
 /// Replays a recorded cluster trace, or plays a scaling scenario, onto virtual nodes, and
 /// records what the cluster did.
 #[derive(Parser, Debug)]
@@ -20,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Replay a recorded cluster trace (SimKube format version 2) for a Simulation.
     Replay(Box<ReplayArgs>),
+    /// Play a scaling scenario (a Karpenter scenario directory, or a Scenario object) onto the
+    /// cluster; `scenario convert DIR` prints a directory as a Scenario manifest.
+    Scenario(Box<ScenarioCommand>),
     /// Inspect or generate traces without a cluster.
     #[command(subcommand)]
     Trace(TraceCommand),
@@ -104,6 +109,89 @@ pub struct ReplayArgs {
     pub cleanup_timeout: u64,
 }
 
+/// `rehearsal-driver scenario [FLAGS]` plays a scenario; `rehearsal-driver scenario convert DIR`
+/// converts one.
+#[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScenarioCommand {
+    /// Convert instead of playing.
+    #[command(subcommand)]
+    pub command: Option<ScenarioSubcommand>,
+    /// Flags of a play.
+    #[command(flatten)]
+    pub play: ScenarioArgs,
+}
+
+/// `rehearsal-driver scenario ...` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ScenarioSubcommand {
+    /// Print a Karpenter scenario directory as a Scenario manifest (YAML, manifests embedded),
+    /// for `kubectl apply -f -`.
+    Convert {
+        /// The scenario directory (config.yml, steps.yml, deployments/, nodepools/).
+        dir: PathBuf,
+        /// Name of the Scenario. Default: the run_id (or directory name), made a valid name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Namespace the Scenario plays in.
+        #[arg(long, default_value = crate::scenario::DEFAULT_NAMESPACE)]
+        namespace: String,
+    },
+}
+
+/// Flags of `rehearsal-driver scenario`. The ones with a variable fall back to the Karpenter
+/// scenario driver's environment; an empty variable counts as unset. Checked by
+/// [`crate::scenario::settings::resolve`], which names the flag and variable of a bad value.
+#[derive(Args, Debug, Clone)]
+pub struct ScenarioArgs {
+    /// Karpenter scenario directory (config.yml, steps.yml, manifests) to play.
+    #[arg(long, env = "SCENARIO", value_name = "DIR")]
+    pub scenario: Option<PathBuf>,
+    /// Instead of --scenario: a Scenario object (cluster-scoped) to play, by name.
+    #[arg(long, value_name = "NAME")]
+    pub scenario_ref: Option<String>,
+    /// Simulation this run belongs to: its status gets the run's stage conditions and progress.
+    #[arg(long, value_name = "NAME")]
+    pub sim_name: Option<String>,
+    /// Namespace the scenario plays in, created if missing [default: karpenter-test, or the
+    /// Scenario's spec.namespace with --scenario-ref].
+    #[arg(long, env = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Directory of the run logs (LOG_DIR/<run id>/<start time>/) [default: ./scenario-logs].
+    #[arg(long, env = "LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Kubeconfig file(s), ':'-separated [default: in-cluster, then ~/.kube/config].
+    #[arg(long, env = "KUBECONFIG", value_name = "PATH")]
+    pub kubeconfig: Option<String>,
+    /// Bucket the logs are uploaded to (s3://<bucket>/<run id>/<start time>/); unset: logs
+    /// stay local. AWS_ENDPOINT_URL and the standard AWS credential chain apply.
+    #[arg(long, env = "S3_BUCKET", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Region of the bucket [default: us-west-2].
+    #[arg(long, env = "S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Speed factor: the timestep is divided by it (15 plays a 15 s timestep every second).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true)]
+    pub speed: f64,
+    /// Where pods run: `virtual` puts every pod template on the KWOK nodes (toleration
+    /// kwok-provider, node selector type=virtual instead of karpenter.sh/nodepool); `keep`
+    /// applies the manifests as written (clusters with Karpenter and its KWOK provider).
+    #[arg(long, value_enum, default_value_t = Placement::Virtual)]
+    pub placement: Placement,
+    /// Seconds to wait for the scenario's Deployments to be available before the first step.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ready_timeout: u64,
+    /// Seconds to wait for everything the run created to be deleted at the end.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub cleanup_timeout: u64,
+    /// Leave what the run created in the cluster (no cleanup).
+    #[arg(long)]
+    pub keep: bool,
+    /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter expression).
+    #[arg(short, long, default_value = "info")]
+    pub verbosity: String,
+}
+
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
@@ -157,5 +245,50 @@ mod tests {
         let err =
             Cli::try_parse_from(["rehearsal-driver", "replay", "--sim-name", "s"]).expect_err("missing").to_string();
         assert!(err.contains("--controller-ns"), "{err}");
+    }
+
+    #[test]
+    fn scenario_flags_and_convert() {
+        let cli = Cli::try_parse_from([
+            "rehearsal-driver",
+            "scenario",
+            "--scenario",
+            "dir",
+            "--speed",
+            "15",
+            "--placement",
+            "keep",
+            "--keep",
+            "-v",
+            "debug",
+        ])
+        .expect("parses");
+        let Command::Scenario(cmd) = cli.command else { panic!("parsed as another subcommand") };
+        assert!(cmd.command.is_none());
+        let p = cmd.play;
+        assert_eq!(p.scenario_ref, None);
+        assert_eq!((p.speed, p.placement, p.keep, p.verbosity.as_str()), (15.0, Placement::Keep, true, "debug"));
+        assert_eq!((p.ready_timeout, p.cleanup_timeout), (300, 300));
+
+        let cli =
+            Cli::try_parse_from(["rehearsal-driver", "scenario", "convert", "dir", "--name", "n"]).expect("parses");
+        let Command::Scenario(cmd) = cli.command else { panic!("parsed as another subcommand") };
+        let Some(ScenarioSubcommand::Convert { dir, name, namespace }) = cmd.command else { panic!("not convert") };
+        assert_eq!((dir, name.as_deref(), namespace.as_str()), (PathBuf::from("dir"), Some("n"), "karpenter-test"));
+
+        for (args, needle) in [
+            (vec!["--speed", "0"], "0 is not a speed"),
+            (vec!["--speed", "-1"], "-1 is not a speed"),
+            (vec!["--placement", "karpenter"], "--placement"),
+            (vec!["--ready-timeout", "0"], "--ready-timeout"),
+        ] {
+            let all: Vec<&str> = ["rehearsal-driver", "scenario", "--scenario", "d"].into_iter().chain(args).collect();
+            let err = Cli::try_parse_from(all).expect_err("rejected").to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let err = Cli::try_parse_from(["rehearsal-driver", "scenario", "--keep", "convert", "d"])
+            .expect_err("flags of a play do not go with convert")
+            .to_string();
+        assert!(err.contains("convert"), "{err}");
     }
 }

@@ -156,13 +156,13 @@ pub async fn replay<C: Clock>(
     let Some(first_ts) = trace.first_ts() else { return Ok(stats) };
     let timestamps: Vec<i64> = trace.event_timestamps().collect();
     let total = timestamps.len();
-    let cut_at = settings.duration.map(|d| first_ts.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
     let start = clock.now();
     let mut namespaces: HashSet<String> = HashSet::new();
     let mut i = 0;
     while i < total {
         let ts = timestamps[i];
-        if cut_at.is_some_and(|cut| ts >= cut) {
+        // `duration` is trace time: compare at speed 1, to the sub-second.
+        if settings.duration.is_some_and(|d| offset(first_ts, ts, 1.0) >= d) {
             stats.events_cut = total - i;
             break;
         }

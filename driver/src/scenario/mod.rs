@@ -52,18 +52,33 @@
 //!
 //! The player always works from a Scenario (a directory is converted with
 //! [`ScenarioDir::to_scenario`]): [`actions_of`] gives its actions per step, [`plan`] the order
-//! and deadline of each step.
+//! and deadline of each step. [`player::play`] runs one play: [`settings`] (flags and their
+//! environment fallbacks), [`source`] (validation), [`apply`] and [`placement`] (the manifests
+//! into the cluster), [`available`], [`execute`] (the actions), [`snapshot`] and [`logs`] (the
+//! log folder), [`summary`], [`cleanup`] and [`upload`].
 
 mod actions;
+pub mod apply;
+pub mod available;
+pub mod cleanup;
 mod config;
 mod convert;
 mod directory;
 mod error;
+pub mod execute;
+pub mod logs;
 mod objects;
+pub mod placement;
 pub mod plan;
+pub mod player;
+pub mod settings;
+pub mod snapshot;
+pub mod source;
 mod steps;
+pub mod summary;
 #[cfg(test)]
 mod tests;
+pub mod upload;
 
 pub use actions::{ActionKind, PlannedAction, SPEC, actions_of};
 pub use config::{CONFIG_FILE, Cluster, EcsCluster, KubernetesCluster, SimulatorConfig};

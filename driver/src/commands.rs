@@ -1,0 +1,157 @@
+//! What each subcommand does, between the parsed command line and the process exit code.
+//! Output meant for the user goes to a writer whose errors (a closed pipe) are ignored.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::{self, Cli};
+use crate::{replay, scenario, telemetry, trace};
+
+/// Runs one parsed command line; what it prints for the user goes to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
+    match cli.command {
+        cli::Command::Trace(cmd) => match trace_command(cmd, out).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rehearsal-driver: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        cli::Command::Scenario(cmd) => match cmd.command {
+            Some(cli::ScenarioSubcommand::Convert { dir, name, namespace }) => {
+                match convert(&dir, name.as_deref(), &namespace) {
+                    Ok(yaml) => {
+                        let _ = write!(out, "{yaml}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("rehearsal-driver: scenario convert: {e}");
+                        ExitCode::from(2)
+                    }
+                }
+            }
+            None => play_scenario(&cmd.play, out).await,
+        },
+        cli::Command::Replay(args) => {
+            telemetry::init(&args.verbosity);
+            let client = match kube::Client::try_default().await {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rehearsal-driver: cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match replay::run::run(client, &args).await {
+                Ok(stats) => {
+                    tracing::info!(applied = stats.applied, deleted = stats.deleted, "replay finished");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("rehearsal-driver: replay of simulation {}: {e}", args.sim_name);
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// `scenario convert DIR`: the directory as a Scenario manifest.
+fn convert(dir: &std::path::Path, name: Option<&str>, namespace: &str) -> Result<String, String> {
+    let loaded = scenario::load(dir).map_err(|e| format!("scenario directory {} is invalid:\n{e}", dir.display()))?;
+    let name = name.map_or_else(|| loaded.suggested_name(), str::to_string);
+    if !scenario::settings::is_dns_subdomain(&name) {
+        return Err(format!(
+            "--name {name:?}: a Scenario name is a DNS subdomain (lowercase letters, digits, '-' and '.')"
+        ));
+    }
+    if !scenario::settings::is_dns_label(namespace) {
+        return Err(format!(
+            "--namespace {namespace:?}: must be a DNS label (lowercase letters, digits and '-', at most 63 characters)"
+        ));
+    }
+    scenario::render_manifest(&loaded.to_scenario_in(&name, namespace)).map_err(|e| e.to_string())
+}
+
+/// `scenario [FLAGS]`: one play; exit 0 only if every action and stage succeeded.
+async fn play_scenario(args: &cli::ScenarioArgs, out: &mut dyn Write) -> ExitCode {
+    let settings = match scenario::settings::resolve(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("rehearsal-driver: scenario: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&args.verbosity);
+    match scenario::player::play(&settings).await {
+        Ok(report) => {
+            let s = &report.summary;
+            let _ = writeln!(
+                out,
+                "scenario {}: played {} of {} steps, {} actions ({} failed); step lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+                s.run_id,
+                s.steps.played,
+                s.steps.planned,
+                s.actions.total,
+                s.actions.failed,
+                s.lateness_ms.p50,
+                s.lateness_ms.p99,
+                s.lateness_ms.max
+            );
+            let _ = writeln!(out, "logs: {}", report.log_dir.display());
+            // Set only when the upload went through.
+            if let Some(uri) = &s.s3_uri {
+                let _ = writeln!(out, "uploaded: {uri}");
+            }
+            if report.succeeded() {
+                ExitCode::SUCCESS
+            } else {
+                for failure in &s.failures {
+                    eprintln!("rehearsal-driver: scenario {}: {failure}", s.run_id);
+                }
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("rehearsal-driver: scenario: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `trace check` and `trace synthetic`.
+async fn trace_command(cmd: cli::TraceCommand, out: &mut dyn Write) -> Result<(), String> {
+    match cmd {
+        cli::TraceCommand::Check { location } => {
+            let bytes = trace::read(&location).await.map_err(|e| e.to_string())?;
+            let size = bytes.len();
+            let t = trace::Trace::parse(bytes, &location).map_err(|e| e.to_string())?;
+            // Decode every event once more, as a replay would, so the figures cover that too.
+            let mut objects = 0;
+            for event in t.events() {
+                let e = event.map_err(|e| e.to_string())?;
+                objects += e.applied.len() + e.deleted.len();
+            }
+            let span = t.last_ts().zip(t.first_ts()).map(|(l, f)| l - f).unwrap_or(0);
+            let _ = writeln!(out, "{location}: trace format version {}, {size} bytes", t.version());
+            let _ = writeln!(out, "  {} events, {objects} objects, spanning {span} s", t.event_count());
+            for (api_version, kind) in t.kinds() {
+                let _ = writeln!(out, "  kind {kind} ({api_version})");
+            }
+            Ok(())
+        }
+        cli::TraceCommand::Synthetic { output, objects, span_seconds, megabytes } => {
+            let written = match megabytes {
+                Some(mb) => {
+                    trace::write_synthetic(&output, mb * 1_000_000).map_err(|e| format!("{}: {e}", output.display()))?
+                }
+                None => {
+                    std::fs::write(&output, trace::synthetic(objects, span_seconds, 1_700_000_000))
+                        .map_err(|e| format!("{}: {e}", output.display()))?;
+                    objects
+                }
+            };
+            let _ = writeln!(out, "wrote {} ({written} objects)", output.display());
+            Ok(())
+        }
+    }
+}

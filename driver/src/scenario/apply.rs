@@ -1,0 +1,279 @@
+//! Putting a scenario's objects into the cluster: finding how each kind is served (discovery),
+//! preparing each object (run label, namespace, placement) and applying it server-side.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{Scope, pinned_kind};
+use kube::runtime::wait::{await_condition, conditions};
+use rehearsal_crds::keys::DRIVER_MANAGER;
+use serde_json::{Value, json};
+
+use super::placement::Placement;
+
+pub use rehearsal_crds::keys::{SCALE_MANAGER, SCENARIO_RUN_LABEL as RUN_LABEL};
+
+/// (apiVersion, kind) of an object.
+pub type KindKey = (String, String);
+
+/// How the cluster serves a kind.
+#[derive(Clone, Debug)]
+pub struct Kind {
+    /// Where its API is.
+    pub resource: ApiResource,
+    /// Namespaced or cluster-scoped.
+    pub namespaced: bool,
+}
+
+/// The kinds of a play, resolved once before anything is applied.
+pub type Kinds = HashMap<KindKey, Kind>;
+
+/// Why an object could not be put into the cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Discovery itself failed (not a missing kind).
+    #[error("cannot discover how this cluster serves {kind} ({api_version}): {source}")]
+    Discovery {
+        /// apiVersion.
+        api_version: String,
+        /// Kind.
+        kind: String,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+    /// The object has no usable name.
+    #[error("{0} has no metadata.name")]
+    NoName(String),
+    /// The API server refused the object.
+    #[error("apply {what}: {source}")]
+    Api {
+        /// Kind and name.
+        what: String,
+        /// What went wrong.
+        #[source]
+        source: kube::Error,
+    },
+    /// The namespace could not be made ready.
+    #[error("namespace {name}: {message}")]
+    Namespace {
+        /// The namespace.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// The (apiVersion, kind) of an object, when it has both.
+pub fn kind_key(object: &Value) -> Option<KindKey> {
+    let api_version = object.get("apiVersion")?.as_str()?;
+    let kind = object.get("kind")?.as_str()?;
+    Some((api_version.to_string(), kind.to_string()))
+}
+
+/// How the cluster serves `key`; None when it does not (no such group, version or kind).
+pub async fn discover(client: &kube::Client, key: &KindKey) -> Result<Option<Kind>, ApplyError> {
+    let (api_version, kind) = key;
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
+    match pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await {
+        Ok((resource, caps)) => Ok(Some(Kind { resource, namespaced: caps.scope == Scope::Namespaced })),
+        // The group/version is not served at all.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+        Err(kube::Error::Discovery(
+            kube::error::DiscoveryError::MissingKind(_)
+            | kube::error::DiscoveryError::MissingApiGroup(_)
+            | kube::error::DiscoveryError::MissingResource(_),
+        )) => Ok(None),
+        Err(source) => Err(ApplyError::Discovery { api_version: api_version.clone(), kind: kind.clone(), source }),
+    }
+}
+
+/// What to install to get a kind the cluster lacks, for the skip warning.
+pub fn install_hint(api_version: &str) -> &'static str {
+    let group = api_version.rsplit_once('/').map_or("", |(group, _)| group);
+    match group {
+        "karpenter.sh" => "install Karpenter to use it",
+        "karpenter.kwok.sh" => "install Karpenter with its KWOK provider to use it",
+        g if g.starts_with("karpenter.") || g.ends_with(".karpenter.sh") => {
+            "install Karpenter and its cloud provider to use it"
+        }
+        _ => "install the CRD or API that serves it to use it",
+    }
+}
+
+/// The object as the play applies it: the run label added, metadata the server owns removed,
+/// the namespace set to the play's (namespaced kinds) or removed (cluster-scoped ones), and the
+/// placement applied to its pod template. Returns the placement's changes too.
+pub fn prepare(
+    object: &Value,
+    kind: &Kind,
+    namespace: &str,
+    run_id: &str,
+    placement: Placement,
+) -> (Value, Vec<String>) {
+    let mut object = object.clone();
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        // An object exported from a cluster carries these; server-side apply refuses or
+        // misreads them (a stale resourceVersion is a conflict).
+        for field in ["resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink"] {
+            metadata.remove(field);
+        }
+        if kind.namespaced {
+            metadata.insert("namespace".to_string(), json!(namespace));
+        } else {
+            metadata.remove("namespace");
+        }
+        let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        if let Some(labels) = labels.as_object_mut() {
+            labels.insert(RUN_LABEL.to_string(), json!(run_id));
+        }
+    }
+    let changes = placement.apply(&mut object);
+    (object, changes)
+}
+
+/// `Kind name` of an object, for messages.
+pub fn what(object: &Value) -> String {
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let name = object.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
+    format!("{kind} {name}")
+}
+
+/// The API of a kind in the play's namespace (or cluster-wide).
+pub fn api_for(client: &kube::Client, kind: &Kind, namespace: &str) -> Api<DynamicObject> {
+    if kind.namespaced {
+        Api::namespaced_with(client.clone(), namespace, &kind.resource)
+    } else {
+        Api::all_with(client.clone(), &kind.resource)
+    }
+}
+
+/// Applies a prepared object server-side (field manager `rehearsal-driver`, force).
+pub async fn apply(client: &kube::Client, kind: &Kind, namespace: &str, object: &Value) -> Result<(), ApplyError> {
+    let name = object
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApplyError::NoName(what(object)))?;
+    api_for(client, kind, namespace)
+        .patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(object))
+        .await
+        .map(|_| ())
+        .map_err(|source| ApplyError::Api { what: what(object), source })
+}
+
+/// The play's namespace, and whether the cleanup removes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayNamespace {
+    /// Its name.
+    pub name: String,
+    /// This run created it.
+    pub created: bool,
+    /// It carries this run id's label (created by this run or an earlier, kept one): cleanup
+    /// deletes it. A namespace that was there before stays.
+    pub owned: bool,
+}
+
+/// Makes sure the namespace exists: created (with the run label) if missing, after waiting for
+/// an earlier one of the same name to finish terminating. A new namespace is ready once its
+/// `default` ServiceAccount exists, since pods created before that are refused.
+pub async fn ensure_namespace(
+    client: &kube::Client,
+    name: &str,
+    run_id: &str,
+    timeout: Duration,
+) -> Result<PlayNamespace, ApplyError> {
+    let fail = |message: String| ApplyError::Namespace { name: name.to_string(), message };
+    let api: Api<Namespace> = Api::all(client.clone());
+    let existing = api.get_opt(name).await.map_err(|e| fail(format!("cannot read it: {e}")))?;
+    if let Some(ns) = &existing {
+        if ns.metadata.deletion_timestamp.is_none() {
+            let owned = ns.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).is_some_and(|v| v == run_id);
+            return Ok(PlayNamespace { name: name.to_string(), created: false, owned });
+        }
+        tracing::info!(
+            namespace = name,
+            "the namespace is terminating (an earlier run's cleanup?); waiting until it is gone"
+        );
+        let uid = ns.metadata.uid.clone().unwrap_or_default();
+        match tokio::time::timeout(timeout, await_condition(api.clone(), name, conditions::is_deleted(&uid))).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(fail(format!("watching its deletion failed: {e}"))),
+            Err(_) => return Err(fail(format!("still terminating after {} s", timeout.as_secs()))),
+        }
+    }
+    let body: Namespace = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": name, "labels": {RUN_LABEL: run_id}}
+    }))
+    .map_err(|e| fail(format!("cannot build it: {e}")))?;
+    let created = match api
+        .create(&PostParams { field_manager: Some(DRIVER_MANAGER.to_string()), ..Default::default() }, &body)
+        .await
+    {
+        Ok(_) => true,
+        // Created by someone else in between: theirs, so not ours to delete.
+        Err(kube::Error::Api(s)) if s.code == 409 => false,
+        Err(e) => return Err(fail(format!("cannot create it: {e}"))),
+    };
+    if created {
+        let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
+        let exists = |sa: Option<&ServiceAccount>| sa.is_some();
+        if tokio::time::timeout(timeout, await_condition(accounts, "default", exists)).await.is_err() {
+            // Not fatal: the ReplicaSet controller retries pods refused for want of it.
+            tracing::warn!(namespace = name, "no default ServiceAccount after {} s; going on", timeout.as_secs());
+        }
+    }
+    Ok(PlayNamespace { name: name.to_string(), created, owned: created })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(namespaced: bool) -> Kind {
+        let gvk = GroupVersionKind::gvk("apps", "v1", "Deployment");
+        Kind { resource: ApiResource::from_gvk(&gvk), namespaced }
+    }
+
+    #[test]
+    fn prepared_objects_carry_the_label_and_the_namespace() {
+        let object = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "elsewhere", "labels": {"app": "web"}, "resourceVersion": "12", "uid": "u"},
+            "spec": {"template": {"spec": {"nodeSelector": {"karpenter.sh/nodepool": "default"}}}}
+        });
+        let (out, changes) = prepare(&object, &kind(true), "karpenter-test", "run-1", Placement::Virtual);
+        assert_eq!(
+            out["metadata"],
+            json!({"name": "web", "namespace": "karpenter-test", "labels": {"app": "web", RUN_LABEL: "run-1"}})
+        );
+        assert_eq!(out["spec"]["template"]["spec"]["nodeSelector"], json!({"type": "virtual"}));
+        assert_eq!(changes.len(), 3);
+        let (kept, none) = prepare(&object, &kind(true), "ns", "r", Placement::Keep);
+        assert!(none.is_empty());
+        assert_eq!(kept["spec"], object["spec"]);
+
+        let pool = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default", "namespace": "x", "labels": null}});
+        let (out, _) = prepare(&pool, &kind(false), "ns", "r", Placement::Virtual);
+        assert_eq!(out["metadata"], json!({"name": "default", "labels": {RUN_LABEL: "r"}}));
+    }
+
+    #[test]
+    fn hints_and_names() {
+        assert_eq!(install_hint("karpenter.sh/v1"), "install Karpenter to use it");
+        assert_eq!(install_hint("karpenter.kwok.sh/v1alpha1"), "install Karpenter with its KWOK provider to use it");
+        assert_eq!(install_hint("karpenter.k8s.aws/v1"), "install Karpenter and its cloud provider to use it");
+        assert_eq!(install_hint("example.com/v1"), "install the CRD or API that serves it to use it");
+        let object = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}});
+        assert_eq!(what(&object), "ConfigMap c");
+        assert_eq!(kind_key(&object), Some(("v1".to_string(), "ConfigMap".to_string())));
+        assert_eq!(kind_key(&json!({"kind": "X"})), None);
+    }
+}

@@ -1,0 +1,826 @@
+//! One play of a scenario, stage by stage:
+//!
+//! 1. read and validate the scenario (a directory before any request; a Scenario object right
+//!    after reading it) and resolve every kind it names: nothing is applied if this fails;
+//! 2. create the log folder, write `scenario.yaml`;
+//! 3. make the namespace, apply the optional manifests the cluster serves (one warning per kind
+//!    it does not) and the manifests, wait (watch) until the Deployments are available;
+//! 4. play the steps at their absolute deadlines, logging each action and a snapshot per step;
+//! 5. clean up (unless `--keep`), write `summary.json`, upload the folder to S3.
+//!
+//! A failure in 3 or 4 still cleans up and uploads; failures are collected, not fatal, and the
+//! run exits non-zero if there is any. SIGINT/SIGTERM stop the play and go on to the cleanup; a
+//! second one exits at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use rehearsal_crds::conditions::{self, Status};
+use rehearsal_crds::{ActionType, Scenario, Simulation};
+use serde_json::Value;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+
+use super::actions::{ActionKind, PlannedAction};
+use super::apply::{self, Kind, KindKey, Kinds, PlayNamespace, install_hint};
+use super::available::wait_available;
+use super::cleanup::cleanup;
+use super::convert::render_manifest;
+use super::error::ScenarioError;
+use super::execute::{Target, batches, perform};
+use super::logs::{ActionLog, ActionRecord, LogLayout, Outcome, millis, rfc3339, write_json};
+use super::objects::deployment_name;
+use super::plan::{step_offset, step_sequence};
+use super::settings::{Settings, Source};
+use super::snapshot::{self, StepSnapshot};
+use super::source::{self, Playable};
+use super::summary::{ActionCounts, Quantiles, StepCounts, Summary};
+use super::upload;
+use crate::replay::clock::{Clock, PreciseClock, lateness};
+use crate::status::Reporter;
+
+/// Failures kept in the summary and the Replay condition; the rest are counted.
+const MAX_FAILURES_LISTED: usize = 20;
+
+/// Step snapshots being read at once, at most.
+const SNAPSHOTS_IN_FLIGHT: usize = 8;
+
+/// Why a play did not start. Nothing was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    /// The scenario cannot be read, or breaks the format's rules.
+    #[error("{}", invalid_message(.origin, .source))]
+    Invalid {
+        /// The directory or Scenario.
+        origin: String,
+        /// Every problem.
+        #[source]
+        source: ScenarioError,
+    },
+    /// The cluster, the Scenario object or the log folder could not be used.
+    #[error("{0}; nothing was applied")]
+    Setup(String),
+}
+
+/// Problems one per line under a heading; a file-level error (which names its file) on one line.
+fn invalid_message(origin: &str, e: &ScenarioError) -> String {
+    match e {
+        ScenarioError::Invalid(_) => format!("{origin} is invalid; nothing was applied:\n{e}"),
+        _ => format!("{e}; nothing was applied"),
+    }
+}
+
+impl PlayError {
+    /// Exit code: 2 for a scenario that cannot be played anywhere, 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PlayError::Invalid { .. } => 2,
+            PlayError::Setup(_) => 1,
+        }
+    }
+}
+
+/// What a play did.
+#[derive(Debug, Clone)]
+pub struct PlayReport {
+    /// The log folder.
+    pub log_dir: PathBuf,
+    /// The summary, as written.
+    pub summary: Summary,
+}
+
+impl PlayReport {
+    /// Whether everything went well (no action or stage failed).
+    pub fn succeeded(&self) -> bool {
+        self.summary.failures.is_empty()
+    }
+}
+
+/// Builds a client from a ':'-separated kubeconfig list, or in-cluster / ~/.kube/config.
+pub async fn build_client(kubeconfig: Option<&str>) -> Result<kube::Client, String> {
+    let config = match kubeconfig {
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| format!("cannot find a cluster (no KUBECONFIG, not in a pod, no ~/.kube/config): {e}"))?,
+        Some(paths) => {
+            let mut merged: Option<Kubeconfig> = None;
+            for path in std::env::split_paths(paths) {
+                let read = Kubeconfig::read_from(&path)
+                    .map_err(|e| format!("--kubeconfig (or KUBECONFIG) {}: {e}", path.display()))?;
+                merged = Some(match merged {
+                    None => read,
+                    Some(m) => m.merge(read).map_err(|e| format!("--kubeconfig (or KUBECONFIG) {paths}: {e}"))?,
+                });
+            }
+            let merged = merged.ok_or_else(|| format!("--kubeconfig (or KUBECONFIG) {paths:?} names no file"))?;
+            kube::Config::from_custom_kubeconfig(merged, &KubeConfigOptions::default())
+                .await
+                .map_err(|e| format!("--kubeconfig (or KUBECONFIG) {paths}: {e}"))?
+        }
+    };
+    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+}
+
+/// A stop request (first SIGINT/SIGTERM); a second one exits at once.
+fn stop_on_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            let name = wait_signal().await;
+            count += 1;
+            if count == 1 {
+                eprintln!("rehearsal-driver: {name}: stopping the play, then cleaning up (again to exit at once)");
+                let _ = tx.send(true);
+            } else {
+                eprintln!("rehearsal-driver: {name} again: exiting without cleanup");
+                std::process::exit(130);
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(unix)]
+async fn wait_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_signal() -> &'static str {
+    let _ = tokio::signal::ctrl_c().await;
+    "interrupt"
+}
+
+/// Lists the cluster for one step's snapshot and writes its file.
+async fn take_snapshot(
+    client: kube::Client,
+    namespace: String,
+    mut snap: StepSnapshot,
+    path: PathBuf,
+    _slot: Option<OwnedSemaphorePermit>,
+) -> Result<(), String> {
+    let lists = snapshot::collect(&client, &namespace).await;
+    snap.deployments = lists.deployments;
+    snap.pdbs = lists.pdbs;
+    snap.pods = lists.pods;
+    snap.nodes = lists.nodes;
+    snap.errors = lists.errors;
+    write_json(&path, &snap).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Resolves when a stop was requested.
+async fn stopped(rx: &mut watch::Receiver<bool>) {
+    if rx.wait_for(|stop| *stop).await.is_err() {
+        // The signal task is gone: no stop can come any more.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Plays the scenario of `settings`. Returns the report (check [`PlayReport::succeeded`]), or
+/// why it could not start.
+pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
+    let run_start = Timestamp::now();
+    let (playable, client, origin) = match &settings.source {
+        Source::Directory(dir) => {
+            let origin = format!("scenario directory {}", dir.display());
+            let loaded = source::from_directory(dir, settings.namespace.as_deref());
+            let client = build_client(settings.kubeconfig.as_deref()).await;
+            match loaded {
+                Ok(p) => (p, client.map_err(PlayError::Setup)?, origin),
+                Err(e) => {
+                    if let Ok(client) = &client {
+                        report_invalid(client, settings, &e).await;
+                    }
+                    return Err(PlayError::Invalid { origin, source: e });
+                }
+            }
+        }
+        Source::Reference(name) => {
+            let client = build_client(settings.kubeconfig.as_deref()).await.map_err(PlayError::Setup)?;
+            let api: Api<Scenario> = Api::all(client.clone());
+            let object = match api.get_opt(name).await {
+                Ok(Some(s)) => s,
+                Ok(None) => return Err(PlayError::Setup(format!("Scenario {name:?} not found"))),
+                Err(e) => return Err(PlayError::Setup(format!("cannot read Scenario {name:?}: {e}"))),
+            };
+            let origin = format!("Scenario {name}");
+            match source::from_object(object, settings.namespace.as_deref()) {
+                Ok(p) => (p, client, origin),
+                Err(e) => {
+                    report_invalid(&client, settings, &e).await;
+                    return Err(PlayError::Invalid { origin, source: e });
+                }
+            }
+        }
+    };
+    let reporter = reporter(&client, settings).await?;
+
+    // Every kind the scenario names, before anything is applied.
+    let resolved = match resolve_kinds(&client, &playable).await {
+        Ok(r) => r,
+        Err((reason, message)) => {
+            reporter.stage(conditions::REPLAY, Status::False, reason, message.clone()).await;
+            return Err(PlayError::Setup(message));
+        }
+    };
+    for warning in &resolved.skipped {
+        tracing::warn!("{warning}");
+    }
+
+    let layout = LogLayout::create(&settings.log_dir, &playable.run_id, run_start).map_err(|e| {
+        PlayError::Setup(format!("cannot create the log folder under {}: {e}", settings.log_dir.display()))
+    })?;
+    tracing::info!(dir = %layout.dir.display(), "logs");
+    let mut play = Play::new(&client, settings, &playable, &resolved, &layout, &reporter, origin, run_start);
+    let mut stop = stop_on_signal();
+    play.run(&mut stop).await;
+    Ok(PlayReport { log_dir: layout.dir.clone(), summary: play.finish().await })
+}
+
+/// The Reporter of `--sim-name` (logging only without it).
+async fn reporter(client: &kube::Client, settings: &Settings) -> Result<Reporter, PlayError> {
+    let Some(name) = &settings.sim_name else { return Ok(Reporter::new(None, "", None)) };
+    let api: Api<Simulation> = Api::all(client.clone());
+    match api.get_opt(name).await {
+        Ok(Some(sim)) => Ok(Reporter::new(Some(api), name, sim.metadata.generation)),
+        Ok(None) => Err(PlayError::Setup(format!("Simulation {name:?} (--sim-name) not found"))),
+        Err(e) => Err(PlayError::Setup(format!("cannot read Simulation {name:?} (--sim-name): {e}"))),
+    }
+}
+
+/// Tells the Simulation, if any, that its scenario is invalid.
+async fn report_invalid(client: &kube::Client, settings: &Settings, e: &ScenarioError) {
+    if settings.sim_name.is_none() {
+        return;
+    }
+    if let Ok(reporter) = reporter(client, settings).await {
+        reporter.stage(conditions::REPLAY, Status::False, "InvalidScenario", e.to_string()).await;
+    }
+}
+
+/// The kinds of a play.
+struct Resolved {
+    kinds: Kinds,
+    /// Optional manifests the cluster serves, by index.
+    optional: Vec<usize>,
+    /// One warning per kind of optional manifest the cluster does not serve.
+    skipped: Vec<String>,
+}
+
+/// Resolves every kind: the manifests' and APPLY'd objects' must be served (else the message
+/// lists each missing one); optional manifests of kinds not served are left out with one
+/// warning per kind; DELETE's kinds may be missing (that action then fails).
+async fn resolve_kinds(client: &kube::Client, p: &Playable) -> Result<Resolved, (&'static str, String)> {
+    let discovery_failed = |e: apply::ApplyError| ("DiscoveryFailed", e.to_string());
+    let spec = &p.scenario.spec;
+    let mut required: BTreeMap<KindKey, String> = BTreeMap::new();
+    for (i, m) in spec.manifests.iter().enumerate() {
+        if let Some(key) = apply::kind_key(&m.0) {
+            required.entry(key).or_insert_with(|| format!("manifests[{i}] ({})", apply::what(&m.0)));
+        }
+    }
+    let mut deletes: BTreeSet<KindKey> = BTreeSet::new();
+    for step in p.plan.iter().flatten() {
+        match &step.kind {
+            ActionKind::Apply { manifest } => {
+                if let Some(key) = apply::kind_key(manifest) {
+                    required.entry(key).or_insert_with(|| {
+                        format!(
+                            "step {} ({:?}), action {} (APPLY)",
+                            step.step_index + 1,
+                            step.step_name,
+                            step.action_index + 1
+                        )
+                    });
+                }
+            }
+            ActionKind::Delete { api_version, kind, .. } => {
+                deletes.insert((api_version.clone(), kind.clone()));
+            }
+            _ => {}
+        }
+    }
+    let mut kinds = Kinds::new();
+    let mut missing = Vec::new();
+    for (key, user) in &required {
+        match apply::discover(client, key).await.map_err(discovery_failed)? {
+            Some(kind) => {
+                kinds.insert(key.clone(), kind);
+            }
+            None => missing.push(format!("{} ({}) is not served by this cluster (needed by {user})", key.1, key.0)),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(("KindNotServed", missing.join("; ")));
+    }
+    let mut optional = Vec::new();
+    // Per kind not served: the sources skipped, in order, each once.
+    let mut not_served: BTreeMap<KindKey, Vec<String>> = BTreeMap::new();
+    for (i, m) in spec.optional_manifests.iter().enumerate() {
+        let Some(key) = apply::kind_key(&m.0) else { continue };
+        if !kinds.contains_key(&key) && !not_served.contains_key(&key) {
+            match apply::discover(client, &key).await.map_err(discovery_failed)? {
+                Some(kind) => {
+                    kinds.insert(key.clone(), kind);
+                }
+                None => {
+                    not_served.insert(key.clone(), Vec::new());
+                }
+            }
+        }
+        match not_served.get_mut(&key) {
+            Some(sources) => {
+                let source =
+                    p.optional_sources.get(i).cloned().unwrap_or_else(|| format!("optional manifest {}", i + 1));
+                if !sources.contains(&source) {
+                    sources.push(source);
+                }
+            }
+            None => optional.push(i),
+        }
+    }
+    let skipped = not_served
+        .iter()
+        .map(|((api_version, kind), sources)| {
+            format!(
+                "{kind} ({api_version}) is not served by this cluster: skipped {}; {}",
+                sources.join(", "),
+                install_hint(api_version)
+            )
+        })
+        .collect();
+    for key in deletes {
+        if !kinds.contains_key(&key)
+            && let Some(kind) = apply::discover(client, &key).await.map_err(discovery_failed)?
+        {
+            kinds.insert(key, kind);
+        }
+    }
+    Ok(Resolved { kinds, optional, skipped })
+}
+
+/// The state of one play, from the log folder on.
+struct Play<'a> {
+    client: &'a kube::Client,
+    settings: &'a Settings,
+    playable: &'a Playable,
+    resolved: &'a Resolved,
+    layout: &'a LogLayout,
+    reporter: &'a Reporter,
+    origin: String,
+    run_start: Timestamp,
+    namespace: Option<PlayNamespace>,
+    failures: Vec<String>,
+    failures_unlisted: usize,
+    steps_played: usize,
+    actions: ActionCounts,
+    step_lateness: Vec<Duration>,
+    action_lateness: Vec<Duration>,
+    steps_start: Option<Timestamp>,
+    steps_end: Option<Timestamp>,
+    cleanup: String,
+}
+
+impl<'a> Play<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        client: &'a kube::Client,
+        settings: &'a Settings,
+        playable: &'a Playable,
+        resolved: &'a Resolved,
+        layout: &'a LogLayout,
+        reporter: &'a Reporter,
+        origin: String,
+        run_start: Timestamp,
+    ) -> Self {
+        Play {
+            client,
+            settings,
+            playable,
+            resolved,
+            layout,
+            reporter,
+            origin,
+            run_start,
+            namespace: None,
+            failures: Vec::new(),
+            failures_unlisted: 0,
+            steps_played: 0,
+            actions: ActionCounts::default(),
+            step_lateness: Vec::new(),
+            action_lateness: Vec::new(),
+            steps_start: None,
+            steps_end: None,
+            cleanup: "not needed: nothing was created".to_string(),
+        }
+    }
+
+    fn namespace_name(&self) -> &str {
+        &self.playable.scenario.spec.namespace
+    }
+
+    fn fail(&mut self, message: String) {
+        tracing::warn!("{message}");
+        if self.failures.len() < MAX_FAILURES_LISTED {
+            self.failures.push(message);
+        } else {
+            self.failures_unlisted += 1;
+        }
+    }
+
+    /// Stages 2 to 4; failures are recorded, never returned.
+    async fn run(&mut self, stop: &mut watch::Receiver<bool>) {
+        match render_manifest(&self.playable.scenario) {
+            Ok(yaml) => {
+                if let Err(e) = std::fs::write(self.layout.scenario_file(), yaml) {
+                    self.fail(format!("cannot write {}: {e}", self.layout.scenario_file().display()));
+                }
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+        let set_up = tokio::select! {
+            r = self.set_up() => r,
+            _ = stopped(stop) => Err(("Interrupted", "interrupted before the first step".to_string())),
+        };
+        match set_up {
+            Ok(()) => self.play_steps(&PreciseClock, stop).await,
+            Err((reason, message)) => {
+                self.reporter.stage(conditions::REPLAY, Status::False, reason, message.clone()).await;
+                self.fail(format!("{} failed: {message}", conditions::REPLAY));
+            }
+        }
+    }
+
+    /// The namespace, the manifests, and the wait for the Deployments.
+    async fn set_up(&mut self) -> Result<(), (&'static str, String)> {
+        let spec = &self.playable.scenario.spec;
+        let ns = self.namespace_name().to_string();
+        let n = self.resolved.optional.len() + spec.manifests.len();
+        self.reporter
+            .stage(
+                conditions::REPLAY,
+                Status::Unknown,
+                "Applying",
+                format!("applying {n} manifests into namespace {ns}"),
+            )
+            .await;
+        let namespace = apply::ensure_namespace(self.client, &ns, &self.playable.run_id, self.settings.ready_timeout)
+            .await
+            .map_err(|e| ("NamespaceFailed", e.to_string()))?;
+        self.cleanup = "pending".to_string();
+        self.namespace = Some(namespace);
+
+        let optional = self.resolved.optional.iter().map(|&i| &spec.optional_manifests[i]);
+        for object in optional.chain(spec.manifests.iter()) {
+            let Some(kind) = apply::kind_key(&object.0).and_then(|k| self.resolved.kinds.get(&k)) else {
+                return Err(("ApplyFailed", format!("{}: kind not resolved", apply::what(&object.0))));
+            };
+            let (prepared, changes) =
+                apply::prepare(&object.0, kind, &ns, &self.playable.run_id, self.settings.placement);
+            if !changes.is_empty() {
+                tracing::info!(object = %apply::what(&object.0), "placement: {}", changes.join("; "));
+            }
+            apply::apply(self.client, kind, &ns, &prepared).await.map_err(|e| ("ApplyFailed", e.to_string()))?;
+            tracing::info!(object = %apply::what(&object.0), namespace = %ns, "applied");
+        }
+
+        let deployments: Vec<&str> = spec.manifests.iter().filter_map(|m| deployment_name(&m.0)).collect();
+        let api: Api<Deployment> = Api::namespaced(self.client.clone(), &ns);
+        let timeout = self.settings.ready_timeout;
+        let waits = deployments.iter().map(|name| wait_available(&api, name, timeout));
+        let errors: Vec<String> =
+            futures::future::join_all(waits).await.into_iter().filter_map(|r| r.err().map(|e| e.to_string())).collect();
+        if !errors.is_empty() {
+            return Err(("NotAvailable", errors.join("; ")));
+        }
+        tracing::info!(deployments = deployments.len(), "available");
+        Ok(())
+    }
+
+    /// Stage 4: every step at its deadline.
+    async fn play_steps<C: Clock>(&mut self, clock: &C, stop: &mut watch::Receiver<bool>) {
+        let playable = self.playable;
+        let spec = &playable.scenario.spec;
+        let limit = spec.limit.unwrap_or(spec.steps.len() as i32);
+        let sequence = step_sequence(
+            u32::try_from(spec.start_step).unwrap_or(1),
+            u32::try_from(limit).unwrap_or(0),
+            spec.steps.len(),
+        );
+        let total = sequence.len();
+        let interval = spec.timestep / self.settings.speed;
+        self.reporter
+            .stage(
+                conditions::REPLAY,
+                Status::Unknown,
+                "Playing",
+                format!("playing {total} steps from step {}, one every {interval} s", spec.start_step),
+            )
+            .await;
+        self.reporter.progress(0, total as i64, "steps", true).await;
+        let mut log = match ActionLog::create(&self.layout.actions_file()) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                self.fail(format!("cannot write {}: {e}", self.layout.actions_file().display()));
+                None
+            }
+        };
+        let target = Target {
+            client: self.client,
+            namespace: &spec.namespace,
+            kinds: &self.resolved.kinds,
+            run_id: &playable.run_id,
+            placement: self.settings.placement,
+        };
+        let snapshot_slots = Arc::new(Semaphore::new(SNAPSHOTS_IN_FLIGHT));
+        let mut snapshots = Vec::new();
+        let t0 = clock.now();
+        let wall0 = Timestamp::now();
+        let wall = |at: tokio::time::Instant| wall0.checked_add(at.saturating_duration_since(t0)).unwrap_or(wall0);
+        self.steps_start = Some(wall0);
+        let mut interrupted = false;
+        for (k, &index) in sequence.iter().enumerate() {
+            let due = t0 + step_offset(k as u64, spec.timestep, self.settings.speed);
+            tokio::select! {
+                _ = clock.sleep_until(due) => {}
+                _ = stopped(stop) => interrupted = true,
+            }
+            if interrupted {
+                break;
+            }
+            let started = clock.now();
+            let step_late = lateness(due, started);
+            self.step_lateness.push(step_late);
+            let step = &spec.steps[index];
+            let planned: &[PlannedAction] = playable.plan.get(index).map(Vec::as_slice).unwrap_or_default();
+            let mut failed_here = 0;
+            for batch in batches(planned) {
+                let actions = &planned[batch];
+                let run_all = futures::future::join_all(actions.iter().map(|action| async {
+                    let begun = clock.now();
+                    let result = perform(&target, &action.kind).await;
+                    (begun, result, clock.now())
+                }));
+                let results = tokio::select! {
+                    r = run_all => r,
+                    _ = stopped(stop) => {
+                        interrupted = true;
+                        let now = clock.now();
+                        actions.iter().map(|_| (now, Err("interrupted".to_string()), now)).collect()
+                    }
+                };
+                for (action, (begun, result, ended)) in actions.iter().zip(results) {
+                    let late = lateness(due, begun);
+                    self.action_lateness.push(late);
+                    self.actions.total += 1;
+                    let (outcome, message) = match result {
+                        Ok(note) => {
+                            self.actions.ok += 1;
+                            (Outcome::Ok, note)
+                        }
+                        Err(message) => {
+                            self.actions.failed += 1;
+                            failed_here += 1;
+                            self.fail(format!(
+                                "step {} ({:?}), action {} ({}): {message}",
+                                k + 1,
+                                step.name,
+                                action.action_index + 1,
+                                action.action_type.as_str()
+                            ));
+                            (Outcome::Error, Some(message))
+                        }
+                    };
+                    let data = step
+                        .actions
+                        .get(action.action_index)
+                        .and_then(|a| serde_json::to_value(&a.data).ok())
+                        .unwrap_or(Value::Null);
+                    let record = ActionRecord {
+                        step: k + 1,
+                        step_index: index + 1,
+                        step_name: step.name.clone(),
+                        action: action.action_index + 1,
+                        type_: action.action_type.as_str().to_string(),
+                        data,
+                        comment: action.comment.clone(),
+                        due: rfc3339(wall(due)),
+                        started: rfc3339(wall(begun)),
+                        lateness_ms: millis(late),
+                        duration_ms: millis(ended.saturating_duration_since(begun)),
+                        result: outcome,
+                        message,
+                    };
+                    if let Some(writer) = &mut log
+                        && let Err(e) = writer.write(&record)
+                    {
+                        log = None;
+                        self.fail(format!("cannot write {}: {e}", self.layout.actions_file().display()));
+                    }
+                }
+                if interrupted {
+                    break;
+                }
+            }
+            // The lists are requested as soon as the step's actions finished, and read in the
+            // background: a slow answer must not delay the next step. At most
+            // SNAPSHOTS_IN_FLIGHT wait at once; past that the play waits for one.
+            let permit = snapshot_slots.clone().acquire_owned().await.ok();
+            let snap = StepSnapshot {
+                step: k + 1,
+                step_index: index + 1,
+                step_name: step.name.clone(),
+                due: rfc3339(wall(due)),
+                started: rfc3339(wall(started)),
+                lateness_ms: millis(step_late),
+                actions: planned.len(),
+                actions_failed: failed_here,
+                collected: rfc3339(Timestamp::now()),
+                deployments: Vec::new(),
+                pdbs: Vec::new(),
+                pods: Vec::new(),
+                nodes: Vec::new(),
+                errors: Vec::new(),
+            };
+            let path = self.layout.step_file(k + 1, total, &step.name);
+            snapshots.push(tokio::spawn(take_snapshot(
+                self.client.clone(),
+                spec.namespace.clone(),
+                snap,
+                path,
+                permit,
+            )));
+            self.steps_played = k + 1;
+            tracing::info!(
+                step = k + 1,
+                of = total,
+                name = %step.name,
+                actions = planned.len(),
+                failed = failed_here,
+                late_ms = millis(step_late),
+                "step played"
+            );
+            self.reporter.progress((k + 1) as i64, total as i64, "steps", false).await;
+            if interrupted {
+                break;
+            }
+        }
+        self.steps_end = Some(Timestamp::now());
+        for handle in snapshots {
+            match handle.await {
+                Ok(Ok(())) => {}
+                Ok(Err(message)) => self.fail(message),
+                Err(e) => self.fail(format!("a step snapshot was lost: {e}")),
+            }
+        }
+        self.reporter.progress(self.steps_played as i64, total as i64, "steps", true).await;
+        let lateness = Quantiles::of(&self.step_lateness);
+        let summary = format!(
+            "played {} of {total} steps: {} actions, {} failed; step lateness p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            self.steps_played, self.actions.total, self.actions.failed, lateness.p50, lateness.p99, lateness.max
+        );
+        if interrupted {
+            self.reporter.stage(conditions::REPLAY, Status::False, "Interrupted", summary.clone()).await;
+            self.fail(format!("interrupted after step {} of {total}", self.steps_played));
+        } else if self.actions.failed > 0 {
+            self.reporter.stage(conditions::REPLAY, Status::False, "ActionsFailed", summary).await;
+        } else {
+            self.reporter.stage(conditions::REPLAY, Status::True, "Completed", summary).await;
+        }
+    }
+
+    /// Stage 5: cleanup, summary, upload.
+    async fn finish(mut self) -> Summary {
+        if let Some(namespace) = self.namespace.clone() {
+            if self.settings.keep {
+                self.cleanup = format!("kept (--keep): namespace {}, label {}", namespace.name, self.label());
+                self.reporter.stage(conditions::CLEANUP, Status::True, "Kept", self.cleanup.clone()).await;
+            } else {
+                self.clean_up(&namespace).await;
+            }
+        }
+        let uri = self.settings.s3.as_ref().map(|t| upload::s3_uri(&t.bucket, &self.layout.relative));
+        let mut summary = self.summary(uri.clone());
+        if let Err(e) = write_json(&self.layout.summary_file(), &summary) {
+            self.fail(format!("cannot write {}: {e}", self.layout.summary_file().display()));
+        }
+        if let (Some(target), Some(uri)) = (&self.settings.s3, &uri) {
+            let s3 = upload::client(&target.region).await;
+            match upload::upload_dir(&s3, &target.bucket, &self.layout.relative, &self.layout.dir).await {
+                Ok(n) => {
+                    self.reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::True, "Uploaded", uri.clone()).await;
+                    tracing::info!(files = n, %uri, "logs uploaded");
+                }
+                Err(e) => {
+                    self.reporter
+                        .stage(conditions::ARTIFACTS_UPLOADED, Status::False, "UploadFailed", e.to_string())
+                        .await;
+                    self.fail(format!("{} failed: {e}", conditions::ARTIFACTS_UPLOADED));
+                    // The local summary says so too.
+                    summary = self.summary(None);
+                    let _ = write_json(&self.layout.summary_file(), &summary);
+                }
+            }
+        }
+        summary
+    }
+
+    fn label(&self) -> String {
+        format!("{}={}", apply::RUN_LABEL, self.playable.run_id)
+    }
+
+    async fn clean_up(&mut self, namespace: &PlayNamespace) {
+        let spec = &self.playable.scenario.spec;
+        let deleting = if namespace.owned {
+            format!("deleting namespace {} and every object labelled {}", namespace.name, self.label())
+        } else {
+            format!(
+                "deleting every object labelled {} (namespace {} was there before: kept)",
+                self.label(),
+                namespace.name
+            )
+        };
+        self.reporter.stage(conditions::CLEANUP, Status::Unknown, "Deleting", deleting).await;
+        // Every kind the run may have applied: manifests, served optional ones, APPLY'd ones.
+        let mut keys: Vec<KindKey> = spec.manifests.iter().filter_map(|m| apply::kind_key(&m.0)).collect();
+        keys.extend(self.resolved.optional.iter().filter_map(|&i| apply::kind_key(&spec.optional_manifests[i].0)));
+        for step in &spec.steps {
+            for action in step.actions.iter().filter(|a| a.type_ == ActionType::Apply) {
+                keys.extend(action.data.as_ref().and_then(|d| d.manifest.as_ref()).and_then(|m| apply::kind_key(&m.0)));
+            }
+        }
+        let kinds: Vec<Kind> = keys.iter().filter_map(|k| self.resolved.kinds.get(k).cloned()).collect();
+        match cleanup(self.client, &kinds, namespace, &self.playable.run_id, self.settings.cleanup_timeout).await {
+            Ok(done) => {
+                self.cleanup = format!(
+                    "deleted {}{} in {:.1} s",
+                    if done.namespace { format!("namespace {} and ", namespace.name) } else { String::new() },
+                    match done.objects.len() {
+                        1 => "1 object".to_string(),
+                        n => format!("{n} objects"),
+                    },
+                    done.elapsed.as_secs_f64()
+                );
+                self.reporter.stage(conditions::CLEANUP, Status::True, "Deleted", self.cleanup.clone()).await;
+            }
+            Err(e) => {
+                let reason = if matches!(e, super::cleanup::CleanupError::Timeout { .. }) {
+                    "CleanupTimedOut"
+                } else {
+                    "CleanupFailed"
+                };
+                self.cleanup = format!("failed: {e}");
+                self.reporter.stage(conditions::CLEANUP, Status::False, reason, e.to_string()).await;
+                self.fail(format!("{} failed: {e}", conditions::CLEANUP));
+            }
+        }
+    }
+
+    fn summary(&self, s3_uri: Option<String>) -> Summary {
+        let spec = &self.playable.scenario.spec;
+        let planned = spec.limit.map_or(spec.steps.len(), |l| usize::try_from(l).unwrap_or(0));
+        let mut failures = self.failures.clone();
+        if self.failures_unlisted > 0 {
+            failures.push(format!("... and {} more (see actions.jsonl)", self.failures_unlisted));
+        }
+        Summary {
+            run_id: self.playable.run_id.clone(),
+            scenario: self.playable.scenario.metadata.name.clone().unwrap_or_default(),
+            source: self.origin.clone(),
+            namespace: spec.namespace.clone(),
+            placement: self.settings.placement.as_str().to_string(),
+            speed: self.settings.speed,
+            timestep_seconds: spec.timestep,
+            step_interval_seconds: spec.timestep / self.settings.speed,
+            start: rfc3339(self.run_start),
+            steps_start: self.steps_start.map(rfc3339),
+            steps_end: self.steps_end.map(rfc3339),
+            end: rfc3339(Timestamp::now()),
+            steps: StepCounts { planned, played: self.steps_played },
+            actions: self.actions,
+            lateness_ms: Quantiles::of(&self.step_lateness),
+            action_lateness_ms: Quantiles::of(&self.action_lateness),
+            skipped: self.resolved.skipped.clone(),
+            result: if failures.is_empty() { "succeeded" } else { "failed" }.to_string(),
+            failures,
+            cleanup: self.cleanup.clone(),
+            s3_uri,
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Uploading a run's log folder to S3 (or MinIO): `s3://<bucket>/<run id>/<start time>/...`.
+//!
+//! The client is set up as for reading traces: the standard AWS configuration chain
+//! (credentials, `AWS_ENDPOINT_URL`), the region from `S3_REGION`, and path-style addressing so
+//! an endpoint without per-bucket host names (MinIO on an IP address) works.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+
+/// Longest a single file's upload may take before the upload counts as failed.
+const PUT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why the logs could not be uploaded.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    /// A local file or folder could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path.
+        path: PathBuf,
+        /// What went wrong.
+        #[source]
+        source: std::io::Error,
+    },
+    /// S3 refused or failed.
+    #[error("upload of {file} to {uri} failed: {detail}")]
+    Put {
+        /// The file, relative to the log folder.
+        file: String,
+        /// Where it was going.
+        uri: String,
+        /// The SDK's error with its causes.
+        detail: String,
+    },
+}
+
+/// `s3://bucket/prefix/`.
+pub fn s3_uri(bucket: &str, prefix: &str) -> String {
+    format!("s3://{bucket}/{}/", prefix.trim_matches('/'))
+}
+
+/// The S3 key of a file at `relative` (a path inside the log folder).
+pub fn key_for(prefix: &str, relative: &Path) -> String {
+    let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    format!("{}/{}", prefix.trim_matches('/'), parts.join("/"))
+}
+
+/// A content type for the log files, so they open in a browser from the S3 console.
+pub fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("json") => "application/json",
+        Some("jsonl") => "application/x-ndjson",
+        Some("yaml" | "yml") => "application/yaml",
+        _ => "application/octet-stream",
+    }
+}
+
+/// An S3 client for `region`.
+pub async fn client(region: &str) -> aws_sdk_s3::Client {
+    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .load()
+        .await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+/// Every file under `dir`, relative to it, sorted.
+pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, UploadError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&current).map_err(|source| UploadError::Read { path: current.clone(), source })?;
+        for entry in entries {
+            let entry = entry.map_err(|source| UploadError::Read { path: current.clone(), source })?;
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                out.push(relative.to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Uploads every file under `dir` to `s3://bucket/prefix/<relative path>`; returns how many.
+pub async fn upload_dir(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path) -> Result<usize, UploadError> {
+    let uri = s3_uri(bucket, prefix);
+    let files = files_under(dir)?;
+    for relative in &files {
+        let path = dir.join(relative);
+        let body = tokio::fs::read(&path).await.map_err(|source| UploadError::Read { path: path.clone(), source })?;
+        let key = key_for(prefix, relative);
+        let put = s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .content_type(content_type(relative))
+            .body(ByteStream::from(body))
+            .send();
+        let file = relative.display().to_string();
+        match tokio::time::timeout(PUT_TIMEOUT, put).await {
+            Ok(Ok(_)) => tracing::debug!(key, "uploaded"),
+            Ok(Err(e)) => {
+                return Err(UploadError::Put { file, uri, detail: DisplayErrorContext(&e).to_string() });
+            }
+            Err(_) => {
+                return Err(UploadError::Put {
+                    file,
+                    uri,
+                    detail: format!("no answer within {} s", PUT_TIMEOUT.as_secs()),
+                });
+            }
+        }
+    }
+    Ok(files.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_mirror_the_log_folder() {
+        assert_eq!(s3_uri("logs", "run/20261122T004512Z"), "s3://logs/run/20261122T004512Z/");
+        assert_eq!(
+            key_for("run/20261122T004512Z", Path::new("steps/001-1.json")),
+            "run/20261122T004512Z/steps/001-1.json"
+        );
+        assert_eq!(key_for("/run/t/", Path::new("summary.json")), "run/t/summary.json");
+        assert_eq!(content_type(Path::new("actions.jsonl")), "application/x-ndjson");
+        assert_eq!(content_type(Path::new("scenario.yaml")), "application/yaml");
+    }
+
+    #[test]
+    fn lists_every_file_relative_and_sorted() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("steps")).unwrap();
+        for f in ["summary.json", "steps/002-2.json", "steps/001-1.json", "actions.jsonl"] {
+            std::fs::write(tmp.path().join(f), "x").unwrap();
+        }
+        let files = files_under(tmp.path()).unwrap();
+        let shown: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(shown, ["actions.jsonl", "steps/001-1.json", "steps/002-2.json", "summary.json"]);
+        assert!(matches!(files_under(&tmp.path().join("missing")), Err(UploadError::Read { .. })));
+    }
+}

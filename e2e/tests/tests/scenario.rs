@@ -1,0 +1,576 @@
+//! `rehearsal-driver scenario` run as a process against the local control plane, on the
+//! Karpenter fixture `kubernetes_scenario_1753908801` as it was written: the Deployments follow
+//! the steps, their PDBs exist, the pods run on the virtual nodes, the node pools are skipped
+//! with a warning, the logs reach MinIO intact, and nothing is left. Also: an invalid scenario
+//! applies nothing, the same scenario runs again on the same namespace, and every action type
+//! plays, a failed one being logged without stopping the run.
+//!
+//! The tests run one at a time (they share the fixture's run label and put ~100 pods on the
+//! nodes); build the driver first (`cargo build -p rehearsal-driver`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use rehearsal_crds::{Scenario, Simulation};
+use rehearsal_e2e::{client, install_crds, object, s3_client, sandbox_env, unique};
+use serde_json::Value;
+use tokio::process::Command;
+
+const FIXTURE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/karpenter-scenarios/kubernetes_scenario_1753908801");
+
+/// The fixture's run_id: the run label's value and the first folder of its logs.
+const RUN_ID: &str = "k8s_scenario_1753908801";
+const RUN_LABEL: &str = "rehearsal.dev/scenario-run";
+const DEPLOYMENTS: [&str; 3] = ["deploy-if", "deploy-ov", "deploy-h0"];
+
+/// One scenario play at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn driver_bin() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/debug/rehearsal-driver"))
+}
+
+fn fixture() -> PathBuf {
+    Path::new(FIXTURE).canonicalize().unwrap_or_else(|e| panic!("fixture {FIXTURE}: {e}"))
+}
+
+/// A writable copy of the fixture (its files are read-only, so they are rewritten, not copied).
+fn copy_fixture() -> tempfile::TempDir {
+    fn copy_dir(from: &Path, to: &Path) {
+        for entry in std::fs::read_dir(from).expect("read fixture") {
+            let path = entry.expect("fixture entry").path();
+            let target = to.join(path.file_name().expect("file name"));
+            if path.is_dir() {
+                std::fs::create_dir(&target).expect("mkdir");
+                copy_dir(&path, &target);
+            } else {
+                std::fs::write(&target, std::fs::read(&path).expect("read")).expect("write");
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixture(), tmp.path());
+    tmp
+}
+
+/// Replaces the first `from` of `file` with `to`.
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    took: Duration,
+}
+
+impl Run {
+    fn explain(&self) -> String {
+        format!("exit {:?}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Runs the driver with only the given Karpenter-driver variables set (the others removed, so
+/// the caller's environment cannot leak in); KUBECONFIG and AWS_* come from the sandbox.
+async fn run_driver(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new(driver_bin());
+    cmd.arg("scenario").args(args).args(["-v", "info"]);
+    for var in ["SCENARIO", "NAMESPACE", "LOG_DIR", "S3_BUCKET", "S3_REGION"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied()).kill_on_drop(true);
+    let started = Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(400), cmd.output())
+        .await
+        .expect("the driver finished within 400 s")
+        .unwrap_or_else(|e| panic!("cannot run {} (build it first): {e}", driver_bin().display()));
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+    }
+}
+
+/// A K8S_SCALE action of steps.yml.
+#[derive(Debug, Clone, PartialEq)]
+struct Scale {
+    step: usize,
+    name: String,
+    replicas: i64,
+}
+
+/// The fixture's steps: how many, and every scale in order, read straight from steps.yml.
+fn scales(dir: &Path) -> (usize, Vec<Scale>) {
+    let text = std::fs::read_to_string(dir.join("steps.yml")).expect("steps.yml");
+    let doc: Value = serde_saphyr::from_str(&text).expect("steps.yml parses");
+    let steps = doc["scenario"].as_array().expect("scenario: list");
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        for a in s["step"]["actions"].as_array().into_iter().flatten() {
+            let a = &a["action"];
+            assert_eq!(a["action_type"], "K8S_SCALE", "the fixture only scales");
+            let data = a["action_data"].as_str().expect("action_data");
+            let pairs: BTreeMap<&str, &str> = data.split(',').filter_map(|p| p.split_once('=')).collect();
+            out.push(Scale {
+                step: i + 1,
+                name: pairs["name"].to_string(),
+                replicas: pairs["replicas"].parse().expect("replicas"),
+            });
+        }
+    }
+    (steps.len(), out)
+}
+
+/// Replicas of `deployment` after step `step`: the last scale at or before it, else the
+/// manifest's 1.
+fn expected_replicas(scales: &[Scale], deployment: &str, step: usize) -> i64 {
+    scales.iter().rev().find(|s| s.step <= step && s.name == deployment).map_or(1, |s| s.replicas)
+}
+
+/// The one log folder of a run under LOG_DIR: `<run id>/<start time>`.
+fn log_folders(log_dir: &Path) -> Vec<PathBuf> {
+    let run = log_dir.join(RUN_ID);
+    let mut out: Vec<PathBuf> = match std::fs::read_dir(&run) {
+        Ok(entries) => entries.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    out.sort();
+    out
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The step files of a log folder, in play order.
+fn step_files(folder: &Path) -> Vec<Value> {
+    let mut paths: Vec<PathBuf> =
+        std::fs::read_dir(folder.join("steps")).expect("steps/").filter_map(Result::ok).map(|e| e.path()).collect();
+    paths.sort();
+    paths.iter().map(|p| read_json(p)).collect()
+}
+
+/// Every file under `dir`, relative, sorted.
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir").filter_map(Result::ok) {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).expect("inside").display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Checks the per-step files against the steps: spec.replicas of each Deployment as the steps
+/// asked, the three PDBs present, every scheduled pod on a virtual node. Returns how many pod
+/// placements were seen.
+fn check_steps(folder: &Path, scales: &[Scale], played: usize) -> usize {
+    let steps = step_files(folder);
+    assert_eq!(steps.len(), played, "one file per step played");
+    let mut placed = 0;
+    for (i, snap) in steps.iter().enumerate() {
+        let k = i + 1;
+        assert_eq!(snap["step"], k, "{snap}");
+        assert!(snap.get("errors").is_none(), "step {k}: list errors {}", snap["errors"]);
+        let replicas: BTreeMap<&str, i64> = snap["deployments"]
+            .as_array()
+            .expect("deployments")
+            .iter()
+            .map(|d| (d["name"].as_str().unwrap_or(""), d["spec_replicas"].as_i64().unwrap_or(-1)))
+            .collect();
+        for d in DEPLOYMENTS {
+            assert_eq!(replicas.get(d).copied(), Some(expected_replicas(scales, d, k)), "step {k}, {d}: {replicas:?}");
+        }
+        let pdbs: BTreeSet<&str> =
+            snap["pdbs"].as_array().expect("pdbs").iter().filter_map(|p| p["name"].as_str()).collect();
+        assert_eq!(pdbs, BTreeSet::from(["deploy-h0-pdb", "deploy-if-pdb", "deploy-ov-pdb"]), "step {k}");
+        for pod in snap["pods"].as_array().expect("pods") {
+            if let Some(node) = pod["node"].as_str() {
+                assert!(node.starts_with("kwok-node-"), "step {k}: pod {} on {node}", pod["name"]);
+                placed += 1;
+            }
+        }
+        let virtual_nodes = snap["nodes"].as_array().expect("nodes").iter().filter(|n| n["type"] == "virtual").count();
+        assert!(virtual_nodes >= 1, "step {k}: no virtual node listed");
+    }
+    placed
+}
+
+/// Nothing of the run is left: the namespace is gone and no object carries the run label.
+async fn assert_nothing_left(client: &kube::Client, namespace: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(namespace).await.expect("read namespace").is_none(), "namespace {namespace} is left");
+    let label = ListParams::default().labels(&format!("{RUN_LABEL}={RUN_ID}"));
+    let deployments: Api<Deployment> = Api::all(client.clone());
+    let pdbs: Api<PodDisruptionBudget> = Api::all(client.clone());
+    assert!(deployments.list(&label).await.expect("deployments").items.is_empty(), "labelled Deployments are left");
+    assert!(pdbs.list(&label).await.expect("pdbs").items.is_empty(), "labelled PDBs are left");
+    assert!(namespaces.list(&label).await.expect("namespaces").items.is_empty(), "labelled namespaces are left");
+}
+
+/// Records every change to namespace `name` (is it ever created?).
+fn watch_namespace(client: kube::Client, name: String) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let out = seen.clone();
+    let task = tokio::spawn(async move {
+        let api: Api<Namespace> = Api::all(client);
+        let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+        let mut stream = watcher(api, config).default_backoff().applied_objects().boxed();
+        while let Some(Ok(ns)) = stream.next().await {
+            out.lock().expect("seen lock").push(ns.metadata.name.unwrap_or_default());
+        }
+    });
+    (seen, task)
+}
+
+#[tokio::test]
+async fn karpenter_fixture_plays_on_virtual_nodes_and_leaves_nothing() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let bucket = sandbox_env("REHEARSAL_S3_BUCKET");
+    let namespace = unique("scn");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let dir = fixture();
+    let run = run_driver(
+        &["--scenario", &dir.display().to_string(), "--speed", "15"],
+        &[
+            ("NAMESPACE", &namespace),
+            ("LOG_DIR", &logs.path().display().to_string()),
+            ("S3_BUCKET", &bucket),
+            ("S3_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+    println!("driver run took {:.1} s", run.took.as_secs_f64());
+    assert_eq!(run.code, Some(0), "{}", run.explain());
+
+    // The node pools: one warning line per kind, naming the file and why.
+    let nodepool = "NodePool (karpenter.sh/v1) is not served by this cluster: skipped nodepools/default.yaml; install Karpenter to use it";
+    let nodeclass =
+        "KWOKNodeClass (karpenter.kwok.sh/v1alpha1) is not served by this cluster: skipped nodepools/default.yaml";
+    for warning in [nodepool, nodeclass] {
+        assert_eq!(run.stderr.lines().filter(|l| l.contains(warning)).count(), 1, "{warning}\n{}", run.explain());
+    }
+
+    let folders = log_folders(logs.path());
+    assert_eq!(folders.len(), 1, "{folders:?}");
+    let folder = &folders[0];
+    let (n_steps, scales) = scales(&dir);
+    assert_eq!(n_steps, 60);
+
+    // actions.jsonl: every scale of steps.yml, in order, done.
+    let text = std::fs::read_to_string(folder.join("actions.jsonl")).expect("actions.jsonl");
+    let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(records.len(), scales.len());
+    for (r, s) in records.iter().zip(&scales) {
+        assert_eq!((r["step"].as_u64(), r["type"].as_str()), (Some(s.step as u64), Some("K8S_SCALE")), "{r}");
+        assert_eq!(
+            (r["data"]["name"].as_str(), r["data"]["replicas"].as_i64()),
+            (Some(s.name.as_str()), Some(s.replicas))
+        );
+        assert_eq!(r["result"], "ok", "{r}");
+        assert!(r["lateness_ms"].as_f64().is_some() && r["duration_ms"].as_f64().is_some(), "{r}");
+        assert!(r["due"].as_str().is_some_and(|d| d.ends_with('Z')), "{r}");
+    }
+
+    // Per step: replicas as asked, PDBs, pods on virtual nodes.
+    let placed = check_steps(folder, &scales, 60);
+    assert!(placed > 1000, "only {placed} pod placements seen over 60 steps");
+    let summary = read_json(&folder.join("summary.json"));
+    assert_eq!(summary["steps"]["played"], 60);
+    assert_eq!(summary["actions"]["failed"], 0);
+    assert_eq!(summary["result"], "succeeded");
+    println!("step lateness (ms): {}", summary["lateness_ms"]);
+
+    // The upload: every file under s3://bucket/<run id>/<start>/, one read back byte for byte.
+    let relative = folder.strip_prefix(logs.path()).expect("inside LOG_DIR").display().to_string();
+    let uri = format!("s3://{bucket}/{relative}/");
+    assert!(run.stdout.lines().any(|l| l == format!("uploaded: {uri}")), "{}", run.explain());
+    let s3 = s3_client().await;
+    let prefix = format!("{relative}/");
+    let mut keys = Vec::new();
+    let mut pages = s3.list_objects_v2().bucket(&bucket).prefix(&prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("list the uploaded logs");
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(|k| k.trim_start_matches(&prefix).to_string())));
+    }
+    keys.sort();
+    assert_eq!(keys, files_under(folder), "uploaded keys");
+    for file in ["actions.jsonl", "steps/030-30.json"] {
+        let object = s3.get_object().bucket(&bucket).key(format!("{prefix}{file}")).send().await.expect("get_object");
+        let bytes = object.body.collect().await.expect("read body").into_bytes();
+        let local = std::fs::read(folder.join(file)).expect("local copy");
+        assert!(bytes.as_ref() == local.as_slice(), "{file} differs in S3");
+    }
+    for key in keys {
+        let _ = s3.delete_object().bucket(&bucket).key(format!("{prefix}{key}")).send().await;
+    }
+
+    assert_nothing_left(&client, &namespace).await;
+}
+
+#[tokio::test]
+async fn scenario_with_a_bad_action_applies_nothing() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let dir = copy_fixture();
+    edit(
+        dir.path(),
+        "steps.yml",
+        "action_data: name=deploy-h0,replicas=17",
+        "action_data: name=deploy-h0,replicas=1x7",
+    );
+    let namespace = unique("scn-bad");
+    let (seen, watch) = watch_namespace(client.clone(), namespace.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await; // the watch is established
+    let logs = tempfile::tempdir().expect("tempdir");
+    let run = run_driver(
+        &["--scenario", &dir.path().display().to_string()],
+        &[("NAMESPACE", &namespace), ("LOG_DIR", &logs.path().display().to_string())],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watch.abort();
+    assert_eq!(run.code, Some(2), "{}", run.explain());
+    let expected = r#"steps.yml: step 3 ("3"), action 1 (K8S_SCALE): action_data "name=deploy-h0,replicas=1x7": replicas "1x7" is not a non-negative integer"#;
+    assert!(run.stderr.lines().any(|l| l == expected), "{}", run.explain());
+    assert!(run.stderr.contains("is invalid; nothing was applied"), "{}", run.explain());
+    assert!(seen.lock().expect("seen lock").is_empty(), "namespace {namespace} was created");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&namespace).await.expect("read namespace").is_none());
+    assert!(log_folders(logs.path()).is_empty(), "a log folder was made");
+}
+
+#[tokio::test]
+async fn same_scenario_runs_again_on_the_same_namespace() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let dir = copy_fixture();
+    edit(dir.path(), "config.yml", "limit: 60", "limit: 6");
+    let (_, scales) = scales(dir.path());
+    let namespace = unique("scn-again");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log_dir = logs.path().display().to_string();
+    let scenario = dir.path().display().to_string();
+    let env = [("NAMESPACE", namespace.as_str()), ("LOG_DIR", log_dir.as_str())];
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+
+    // 1: a whole run, cleaned up. 2: the same, kept. 3: over what 2 left, cleaned up.
+    let first = run_driver(&["--scenario", &scenario, "--speed", "60"], &env).await;
+    assert_eq!(first.code, Some(0), "first run: {}", first.explain());
+    assert_nothing_left(&client, &namespace).await;
+
+    let kept = run_driver(&["--scenario", &scenario, "--speed", "60", "--keep"], &env).await;
+    assert_eq!(kept.code, Some(0), "kept run: {}", kept.explain());
+    let left = deployments.list(&ListParams::default().labels(&format!("{RUN_LABEL}={RUN_ID}"))).await.expect("list");
+    let replicas: BTreeMap<String, i32> = left
+        .items
+        .iter()
+        .map(|d| (d.metadata.name.clone().unwrap_or_default(), d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(-1)))
+        .collect();
+    for d in DEPLOYMENTS {
+        assert_eq!(replicas.get(d).map(|r| i64::from(*r)), Some(expected_replicas(&scales, d, 6)), "{replicas:?}");
+    }
+
+    let again = run_driver(&["--scenario", &scenario, "--speed", "60"], &env).await;
+    assert_eq!(again.code, Some(0), "run over the kept objects: {}", again.explain());
+    println!(
+        "three runs took {:.1} s, {:.1} s and {:.1} s",
+        first.took.as_secs_f64(),
+        kept.took.as_secs_f64(),
+        again.took.as_secs_f64()
+    );
+
+    let folders = log_folders(logs.path());
+    assert_eq!(folders.len(), 3, "each run has its own log folder: {folders:?}");
+    for folder in &folders {
+        check_steps(folder, &scales, 6);
+        assert_eq!(read_json(&folder.join("summary.json"))["result"], "succeeded");
+    }
+    assert_nothing_left(&client, &namespace).await;
+}
+
+#[tokio::test]
+async fn every_action_type_plays_and_a_failed_action_does_not_stop_the_run() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |file: &str, text: &str| {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "config.yml",
+        "simulator:\n  run_id: e2e_action_types\n  timestep: 1\n  deployments_directory: deployments\n  deployments: [web]\n",
+    );
+    write(
+        "deployments/web.yaml",
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 1\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    spec:\n      containers: [{name: c, image: nginx}]\n",
+    );
+    write("extra/settings.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {mode: burst}\n");
+    write(
+        "steps.yml",
+        r#"scenario:
+- step:
+    name: apply
+    actions:
+    - action: {action_type: APPLY, action_data: file=extra/settings.yaml}
+    - action: {action_type: K8S_SCALE, action_data: "name=web,replicas=2"}
+- step:
+    name: wait
+    actions:
+    - action: {action_type: WAIT_AVAILABLE, action_data: "name=web,timeoutSeconds=60"}
+- step:
+    name: delete
+    actions:
+    - action: {action_type: DELETE, action_data: "apiVersion=v1,kind=ConfigMap,name=settings"}
+    - action: {action_type: DELETE, action_data: "apiVersion=apps/v1,kind=Deployment,name=web"}
+- step:
+    name: scale-gone
+    actions:
+    - action: {comment: "fails: the Deployment is gone", action_type: SCALE, action_data: "name=web,desiredCount=3"}
+- step:
+    name: idle
+    actions: []
+"#,
+    );
+    let namespace = unique("scn-types");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let run = run_driver(
+        &["--scenario", &dir.path().display().to_string(), "--speed", "4"],
+        &[("NAMESPACE", &namespace), ("LOG_DIR", &logs.path().display().to_string())],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "one action failed: {}", run.explain());
+    let failure =
+        format!(r#"step 4 ("scale-gone"), action 1 (SCALE): deployment "web" not found in namespace {namespace}"#);
+    assert!(run.stderr.lines().any(|l| l.ends_with(&failure)), "{}", run.explain());
+
+    let run_dir = logs.path().join("e2e_action_types");
+    let folder = std::fs::read_dir(&run_dir).expect("log folder").filter_map(Result::ok).map(|e| e.path()).next();
+    let folder = folder.expect("one log folder");
+    let text = std::fs::read_to_string(folder.join("actions.jsonl")).expect("actions.jsonl");
+    let seen: Vec<(u64, String, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .map(|r| {
+            (
+                r["step"].as_u64().unwrap_or(0),
+                r["type"].as_str().unwrap_or("").to_string(),
+                r["result"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        (1, "APPLY", "ok"),
+        (1, "K8S_SCALE", "ok"),
+        (2, "WAIT_AVAILABLE", "ok"),
+        (3, "DELETE", "ok"),
+        (3, "DELETE", "ok"),
+        (4, "SCALE", "error"),
+    ];
+    let expected: Vec<(u64, String, String)> =
+        expected.iter().map(|(s, t, r)| (*s, t.to_string(), r.to_string())).collect();
+    assert_eq!(seen, expected);
+    // The play went on after the failure: the last step has its file too.
+    let steps = step_files(&folder);
+    assert_eq!(steps.len(), 5);
+    assert_eq!(steps[1]["deployments"][0]["available"], 2, "WAIT_AVAILABLE returned before web was available");
+    assert_eq!(steps[2]["deployments"].as_array().map(Vec::len), Some(0), "web was deleted at step 3");
+    let summary = read_json(&folder.join("summary.json"));
+    assert_eq!((summary["actions"]["ok"].as_u64(), summary["actions"]["failed"].as_u64()), (Some(5), Some(1)));
+    assert_eq!(summary["result"], "failed");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&namespace).await.expect("read namespace").is_none(), "namespace left");
+}
+
+#[tokio::test]
+async fn scenario_object_reports_on_its_simulation_and_a_failed_upload_fails_the_run() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    install_crds(&client).await;
+    let dir = copy_fixture();
+    edit(dir.path(), "config.yml", "limit: 60", "limit: 3");
+    let name = unique("scn-ref");
+    let namespace = unique("scn-ref-ns");
+
+    // The directory as a Scenario object, through `scenario convert`.
+    let convert = Command::new(driver_bin())
+        .args(["scenario", "convert", &dir.path().display().to_string(), "--name", &name, "--namespace", &namespace])
+        .output()
+        .await
+        .expect("convert ran");
+    assert!(convert.status.success(), "{}", String::from_utf8_lossy(&convert.stderr));
+    let yaml = String::from_utf8_lossy(&convert.stdout);
+    let scn: Scenario = serde_saphyr::from_str(&yaml).expect("convert prints a Scenario");
+    let scenarios: Api<Scenario> = Api::all(client.clone());
+    scenarios.create(&PostParams::default(), &scn).await.expect("create the Scenario");
+    let sims: Api<Simulation> = Api::all(client.clone());
+    let sim: Simulation = object(serde_json::json!({
+        "apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": name},
+        "spec": {"source": {"scenarioRef": {"name": name}}, "speed": 60}
+    }));
+    sims.create(&PostParams::default(), &sim).await.expect("create the Simulation");
+
+    let logs = tempfile::tempdir().expect("tempdir");
+    let run = run_driver(
+        &["--scenario-ref", &name, "--sim-name", &name, "--speed", "60"],
+        &[
+            ("LOG_DIR", &logs.path().display().to_string()),
+            ("S3_BUCKET", "no-such-bucket-for-rehearsal"),
+            ("S3_REGION", "us-east-1"),
+        ],
+    )
+    .await;
+    let after = sims.get(&name).await.expect("read the Simulation");
+    let _ = sims.delete(&name, &DeleteParams::default()).await;
+    let _ = scenarios.delete(&name, &DeleteParams::default()).await;
+
+    assert_eq!(run.code, Some(1), "the upload failed: {}", run.explain());
+    assert!(
+        run.stderr
+            .lines()
+            .any(|l| l.contains("ArtifactsUploaded failed: upload of")
+                && l.contains("s3://no-such-bucket-for-rehearsal/")),
+        "{}",
+        run.explain()
+    );
+    let status = after.status.expect("the driver wrote a status");
+    let condition = |t: &str| {
+        let c = status.conditions.iter().find(|c| c.type_ == t).unwrap_or_else(|| panic!("no {t} condition"));
+        (c.status.clone(), c.reason.clone())
+    };
+    assert_eq!(condition("Replay"), ("True".to_string(), "Completed".to_string()));
+    assert_eq!(condition("Cleanup"), ("True".to_string(), "Deleted".to_string()));
+    assert_eq!(condition("ArtifactsUploaded"), ("False".to_string(), "UploadFailed".to_string()));
+    let progress = status.progress.expect("progress");
+    assert_eq!((progress.done, progress.total, progress.unit.as_str()), (3, 3, "steps"));
+    // It played in the Scenario's namespace, and cleaned it up before the upload failed.
+    let folders = log_folders(logs.path());
+    assert_eq!(folders.len(), 1);
+    assert_eq!(read_json(&folders[0].join("summary.json"))["namespace"], namespace.as_str());
+    assert_nothing_left(&client, &namespace).await;
+}
