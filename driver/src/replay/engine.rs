@@ -4,12 +4,15 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
-use futures::StreamExt;
+use std::sync::Arc;
+
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL};
 use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::clock::{Clock, lateness, offset};
@@ -41,6 +44,13 @@ pub enum ReplayError {
 pub struct Target {
     resource: ApiResource,
     namespaced: bool,
+}
+
+impl Target {
+    /// Whether objects of this kind live in a namespace.
+    pub fn is_namespaced(&self) -> bool {
+        self.namespaced
+    }
 }
 
 /// Every kind of the trace, resolved through discovery.
@@ -135,6 +145,7 @@ enum Op {
     Delete(Value),
 }
 
+#[derive(Default)]
 struct Outcome {
     late: Vec<Duration>,
     applied: usize,
@@ -142,8 +153,31 @@ struct Outcome {
     failed: Vec<String>,
 }
 
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.late.extend(other.late);
+        self.applied += other.applied;
+        self.deleted += other.deleted;
+        self.failed.extend(other.failed);
+    }
+
+    /// A task that panicked or was cancelled: its operations count as failed.
+    fn lost(e: &tokio::task::JoinError) -> Outcome {
+        Outcome { failed: vec![format!("an operation task ended abnormally: {e}")], ..Outcome::default() }
+    }
+}
+
+impl Stats {
+    fn add(&mut self, o: Outcome) {
+        self.lateness.extend(o.late);
+        self.applied += o.applied;
+        self.deleted += o.deleted;
+        self.failed.extend(o.failed);
+    }
+}
+
 /// Replays `trace` from now. Per-object failures are recorded in the stats, not fatal.
-pub async fn replay<C: Clock>(
+pub async fn replay<C: Clock + Clone + 'static>(
     client: &kube::Client,
     trace: &Trace,
     kinds: &Kinds,
@@ -158,6 +192,9 @@ pub async fn replay<C: Clock>(
     let total = timestamps.len();
     let start = clock.now();
     let mut namespaces: HashSet<String> = HashSet::new();
+    let shared = Arc::new(Shared { client: client.clone(), root: root.clone(), settings: settings.clone() });
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let mut inflight: HashMap<ObjectKey, JoinHandle<Outcome>> = HashMap::new();
     let mut i = 0;
     while i < total {
         let ts = timestamps[i];
@@ -234,37 +271,66 @@ pub async fn replay<C: Clock>(
 
         let deadline = start + offset(first_ts, ts, settings.speed);
         clock.sleep_until(deadline).await;
-        let outcomes: Vec<Outcome> = futures::stream::iter(runnable)
-            .map(|(key, target, vns, ops)| run_ops(client, key, target, vns, ops, deadline, root, settings, clock))
-            .buffer_unordered(settings.concurrency.max(1))
-            .collect()
-            .await;
-        for o in outcomes {
-            stats.lateness.extend(o.late);
-            stats.applied += o.applied;
-            stats.deleted += o.deleted;
-            stats.failed.extend(o.failed);
+        // Dispatch without waiting for earlier batches: a slow request delays only later
+        // operations on the same object (chained below) and what the concurrency bound holds back.
+        for (key, target, vns, ops) in runnable {
+            let previous = inflight.remove(&key);
+            let (shared, permits, clock, task_key) = (shared.clone(), permits.clone(), clock.clone(), key.clone());
+            let task = tokio::spawn(async move {
+                let mut before = match previous {
+                    Some(p) => p.await.unwrap_or_else(|e| Outcome::lost(&e)),
+                    None => Outcome::default(),
+                };
+                let mine = match permits.acquire_owned().await {
+                    Ok(_permit) => run_ops(&shared, task_key, target, vns, ops, deadline, &clock).await,
+                    Err(_) => Outcome::default(),
+                };
+                before.merge(mine);
+                before
+            });
+            inflight.insert(key, task);
         }
         stats.events += j - i;
+        if inflight.len() > 4096 {
+            collect_finished(&mut inflight, &mut stats).await;
+        }
         reporter.progress(stats.events as i64, total as i64, "events", false).await;
         i = j;
+    }
+    for (_, task) in inflight.drain() {
+        stats.add(task.await.unwrap_or_else(|e| Outcome::lost(&e)));
     }
     reporter.progress(stats.events as i64, total as i64, "events", true).await;
     Ok(stats)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Moves the outcomes of finished operations into the stats, keeping the in-flight map small.
+async fn collect_finished(inflight: &mut HashMap<ObjectKey, JoinHandle<Outcome>>, stats: &mut Stats) {
+    let done: Vec<ObjectKey> = inflight.iter().filter(|(_, t)| t.is_finished()).map(|(k, _)| k.clone()).collect();
+    for key in done {
+        if let Some(task) = inflight.remove(&key) {
+            stats.add(task.await.unwrap_or_else(|e| Outcome::lost(&e)));
+        }
+    }
+}
+
+/// What every operation task needs.
+struct Shared {
+    client: kube::Client,
+    root: RootRef,
+    settings: Settings,
+}
+
 async fn run_ops<C: Clock>(
-    client: &kube::Client,
+    shared: &Shared,
     key: ObjectKey,
     target: Target,
     vns: String,
     ops: Vec<Op>,
     deadline: Instant,
-    root: &RootRef,
-    settings: &Settings,
     clock: &C,
 ) -> Outcome {
+    let (client, root, settings) = (&shared.client, &shared.root, &shared.settings);
     let (_, kind, ns, name) = &key;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &vns, &target.resource);
     let mut out = Outcome { late: vec![], applied: 0, deleted: 0, failed: vec![] };

@@ -3,5 +3,6 @@
 pub mod clock;
 pub mod engine;
 pub mod objects;
+pub mod probe;
 pub mod root;
 pub mod run;

@@ -14,7 +14,7 @@ use rehearsal_crds::{Simulation, SimulationRoot};
 use super::clock::PreciseClock;
 use super::engine::{self, Settings, Stats};
 use super::objects::RootRef;
-use super::root;
+use super::{probe, root};
 use crate::cli::ReplayArgs;
 use crate::hooks;
 use crate::status::Reporter;
@@ -220,6 +220,21 @@ async fn replay_stages(
         lifetimes: Arc::new(TraceLifetimes { trace: trace.clone(), speed: args.speed }),
     });
 
+    // Before the first object: the webhook must be in effect, or early pods would miss it.
+    if let Some(ns) = first_namespace(&trace, &kinds) {
+        let vns = match super::objects::virtual_namespace(&args.virtual_ns_prefix, &ns) {
+            Ok(v) => v,
+            Err(e) => return Err(report_fail("BadNamespace", e.to_string()).await),
+        };
+        if let Err(e) = engine::ensure_namespace(client, &vns, &root, &sim.name_any()).await {
+            return Err(report_fail("NamespaceFailed", format!("cannot create namespace {vns}: {e}")).await);
+        }
+        match probe::wait_until_called(client, &vns, &root, &args.sim_name, Duration::from_secs(60)).await {
+            Ok(took) => tracing::info!(namespace = %vns, ?took, "the API server calls the webhook"),
+            Err(e) => return Err(report_fail("WebhookNotCalled", e).await),
+        }
+    }
+
     // 5. The replay.
     let duration = match sim.spec.duration.as_deref().map(parse_duration).transpose() {
         Ok(d) => d,
@@ -302,6 +317,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = &rest[len..];
     }
     Ok(Duration::from_secs_f64(total))
+}
+
+/// The recorded namespace of the trace's first namespaced object, if any.
+fn first_namespace(trace: &Trace, kinds: &engine::Kinds) -> Option<String> {
+    (0..trace.event_count()).filter_map(|i| trace.event(i).ok()).find_map(|event| {
+        event.applied.iter().chain(&event.deleted).find_map(|obj| {
+            let (api_version, kind, ns, _) = super::objects::key_of(obj).ok()?;
+            kinds.get(&(api_version, kind)).filter(|t| t.is_namespaced()).map(|_| ns)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -57,6 +57,8 @@ struct Pods {
     done: HashSet<String>,
     /// Pods a delete was already issued for.
     deleting: HashSet<String>,
+    /// Pods deleted while their worker was still registered: (namespace, name) by uid.
+    delete_when_finished: HashMap<String, (String, String)>,
     /// Uids seen since the watch (re)started listing, until the list is complete.
     relist: Option<HashSet<String>>,
     finished_tx: mpsc::UnboundedSender<String>,
@@ -74,6 +76,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         workers: HashMap::new(),
         done: HashSet::new(),
         deleting: HashSet::new(),
+        delete_when_finished: HashMap::new(),
         relist: None,
         finished_tx,
     };
@@ -118,6 +121,9 @@ impl Pods {
         if let Some(handle) = self.workers.get(&uid) {
             if deleting {
                 handle.request_stop(StopReason::Deleted { grace: worker::grace_period(&pod) });
+                // The worker may already be ending on its own (a container that failed to
+                // start), too late to act on the stop; `finished` then issues the delete.
+                self.delete_when_finished.insert(uid, (namespace, name));
             }
             return;
         }
@@ -182,6 +188,14 @@ impl Pods {
     fn finished(&mut self, uid: &str) {
         if self.workers.remove(uid).is_some() {
             self.done.insert(uid.to_owned());
+        }
+        // Deleting twice is harmless (the uid precondition and 404 are handled); never doing
+        // it would leave the pod Terminating forever.
+        if let Some((namespace, name)) = self.delete_when_finished.remove(uid)
+            && self.deleting.insert(uid.to_owned())
+        {
+            let (client, uid) = (self.ctx.client.clone(), uid.to_owned());
+            tokio::spawn(async move { worker::delete_pod(&client, &namespace, &name, &uid).await });
         }
     }
 
