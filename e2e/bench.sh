@@ -35,31 +35,47 @@ say "replay on the local control plane (10,000 objects over 100 s of trace time)
 kubectl apply --server-side -f config/crd/rehearsal.dev_simulations.yaml -f config/crd/rehearsal.dev_simulationroots.yaml >/dev/null
 kubectl wait --for=condition=Established crd/simulations.rehearsal.dev crd/simulationroots.rehearsal.dev --timeout=60s >/dev/null
 "$driver" trace synthetic "$work/bench.sktrace" --objects 10000 --span-seconds 100 >/dev/null
+# A lighter workload of the same size, ConfigMaps only (no pods), where the API server keeps up:
+# it shows the driver's own scheduling precision.
+python3 - "$work/configmaps.json" <<'PY'
+import json, sys
+events = []
+for i in range(1250):
+    objs = [{"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": f"cm-{i}-{j}", "namespace": f"bench-{(i * 8 + j) % 10}"}, "data": {"k": "v" * 64}}
+            for j in range(8)]
+    events.append({"ts": 1700000000 + (i * 100) // 1250, "applied_objs": objs, "deleted_objs": []})
+json.dump({"version": 2, "config": {"trackedObjects": {}}, "events": events, "index": {}, "pod_lifecycles": {}}, open(sys.argv[1], "w"))
+PY
 openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=bench" -addext "subjectAltName=IP:127.0.0.1" \
   -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 apiserver_pid=$(cat "$REHEARSAL_SANDBOX_DIR/pids/kube-apiserver.pid")
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-for speed in ${REHEARSAL_BENCH_SPEEDS:-1 100 1000}; do
-  sim=bench-speed-$speed
+for run in ${REHEARSAL_BENCH_RUNS:-configmaps:1 synthetic:1 synthetic:100 synthetic:1000}; do
+  workload=${run%%:*} speed=${run##*:}
+  trace=$work/bench.sktrace
+  [ "$workload" = configmaps ] && trace=$work/configmaps.json
+  sim=bench-$workload-$speed
+  echo "-- $workload trace at speed $speed"
   kubectl delete simulation "$sim" --ignore-not-found --wait=true >/dev/null
   kubectl apply --server-side -f - >/dev/null <<YAML
 apiVersion: rehearsal.dev/v1alpha1
 kind: Simulation
 metadata: {name: $sim}
-spec: {source: {trace: {uri: "file://$work/bench.sktrace"}}, speed: $speed, virtualNamespacePrefix: bench}
+spec: {source: {trace: {uri: "file://$trace"}}, speed: $speed, virtualNamespacePrefix: bench}
 YAML
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   api_before=$(ticks "$apiserver_pid")
   /usr/bin/time -f '%U %S %e' -o "$work/time" "$driver" replay --sim-name "$sim" --controller-ns default \
     --virtual-ns-prefix bench --cert-path "$work/tls.crt" --key-path "$work/tls.key" \
-    --trace-path "file://$work/bench.sktrace" --speed "$speed" --admission-webhook-port "$port" \
+    --trace-path "file://$trace" --speed "$speed" --admission-webhook-port "$port" \
     --listen-address 127.0.0.1 --webhook-url "https://127.0.0.1:$port/mutate" --cleanup-timeout 900 \
-    --stats-file "$work/stats-$speed.json" -v warn >"$work/driver-$speed.log" 2>&1 || { echo "driver failed at speed $speed:"; tail -5 "$work/driver-$speed.log"; }
+    --concurrency "${REHEARSAL_BENCH_CONCURRENCY:-128}" --stats-file "$work/stats-$workload-$speed.json" -v warn >"$work/driver-$workload-$speed.log" 2>&1 || { echo "driver failed at speed $speed:"; tail -5 "$work/driver-$workload-$speed.log"; }
   api_after=$(ticks "$apiserver_pid")
   read -r user sys wall <"$work/time"
-  python3 - "$speed" "$work/stats-$speed.json" "$user" "$sys" "$wall" "$(( api_after - api_before ))" "$hz" <<'PY'
+  python3 - "$speed" "$work/stats-$workload-$speed.json" "$user" "$sys" "$wall" "$(( api_after - api_before ))" "$hz" <<'PY'
 import json, sys
 speed, path = sys.argv[1], sys.argv[2]
 user, sys_, wall, api_ticks, hz = map(float, sys.argv[3:])

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kube::Api;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 use rehearsal_crds::conditions::{self, Status};
 use rehearsal_crds::{Simulation, SimulationRoot};
 
@@ -104,6 +104,12 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
     }
 
     // 7. Stop the webhook once nothing of the run can create pods any more.
+    if args.webhook_url.is_some()
+        && let Some(root) = &run_root
+        && let Err(e) = register::unregister(&client, root).await
+    {
+        tracing::warn!(error = %e, "cannot delete the webhook configuration; deleting the Simulation removes it");
+    }
     if let Some(l) = listener
         && let Err(e) = l.shutdown(Duration::from_secs(5)).await
     {
@@ -165,10 +171,10 @@ async fn replay_stages(
     listener: &mut Option<Listener>,
     run_root: &mut Option<RootRef>,
 ) -> Result<Stats, RunError> {
-    const SETUP: &str = conditions::REPLAY;
+    // Stages 2 to 5 report as the Replay condition, each failure with its own reason.
     let report_fail = |reason: &'static str, e: String| async move {
         reporter.stage(conditions::REPLAY, Status::False, reason, e.clone()).await;
-        fail(SETUP, e)
+        fail(conditions::REPLAY, e)
     };
 
     // 2. The webhook listener, before anything can create pods of the run.
@@ -201,7 +207,8 @@ async fn replay_stages(
                 .await);
             }
         };
-        if let Err(e) = register::register(client, &root, &args.sim_name, url, &ca).await {
+        let owner = serde_json::to_value(sim.controller_owner_ref(&())).unwrap_or_default();
+        if let Err(e) = register::register(client, &root, &owner, &args.sim_name, url, &ca).await {
             return Err(report_fail("WebhookFailed", format!("cannot register the webhook: {e}")).await);
         }
     }

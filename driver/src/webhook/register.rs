@@ -1,12 +1,14 @@
 //! Registering the webhook with the API server when the driver runs on its own (without the
-//! operator, which otherwise does it): a MutatingWebhookConfiguration owned by the run's root,
-//! limited to the run's virtual namespaces, so deleting the root removes it.
+//! operator, which otherwise does it): a MutatingWebhookConfiguration limited to the run's
+//! virtual namespaces. It is owned by the Simulation, not the run's root: the garbage collector
+//! would delete it early in the root's foreground deletion, and controllers still making pods
+//! during the teardown would then skip it. The driver deletes it after the cleanup.
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::replay::objects::RootRef;
 
@@ -16,14 +18,14 @@ pub fn configuration_name(root: &RootRef) -> String {
 }
 
 /// The configuration: pods created in namespaces labelled for `simulation` go to `url`.
-pub fn configuration(root: &RootRef, simulation: &str, url: &str, ca_pem: &[u8]) -> serde_json::Value {
+pub fn configuration(root: &RootRef, owner: &Value, simulation: &str, url: &str, ca_pem: &[u8]) -> Value {
     json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
         "metadata": {
             "name": configuration_name(root),
             "labels": {OWNED_BY_SIMULATION_LABEL: simulation},
-            "ownerReferences": [root.owner_reference()]
+            "ownerReferences": [owner]
         },
         "webhooks": [{
             "name": "pods.rehearsal.dev",
@@ -43,14 +45,25 @@ pub fn configuration(root: &RootRef, simulation: &str, url: &str, ca_pem: &[u8])
 pub async fn register(
     client: &kube::Client,
     root: &RootRef,
+    owner: &Value,
     simulation: &str,
     url: &str,
     ca_pem: &[u8],
 ) -> Result<(), kube::Error> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let body = configuration(root, simulation, url, ca_pem);
+    let body = configuration(root, owner, simulation, url, ca_pem);
     api.patch(&configuration_name(root), &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body)).await?;
     Ok(())
+}
+
+/// Removes the configuration (gone already is fine).
+pub async fn unregister(client: &kube::Client, root: &RootRef) -> Result<(), kube::Error> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    match api.delete(&configuration_name(root), &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -60,12 +73,14 @@ mod tests {
     #[test]
     fn configuration_is_a_valid_object() {
         let root = RootRef { name: "sim-run-0".into(), uid: "u".into() };
-        let v = configuration(&root, "sim", "https://127.0.0.1:8888/mutate", b"PEM");
+        let owner = json!({"apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "name": "sim", "uid": "s"});
+        let v = configuration(&root, &owner, "sim", "https://127.0.0.1:8888/mutate", b"PEM");
         let typed: MutatingWebhookConfiguration = serde_json::from_value(v.clone()).expect("typed");
         let hook = &typed.webhooks.expect("webhooks")[0];
         assert_eq!(hook.client_config.url.as_deref(), Some("https://127.0.0.1:8888/mutate"));
         assert_eq!(hook.client_config.ca_bundle.as_ref().map(|b| b.0.as_slice()), Some(&b"PEM"[..]));
         assert_eq!(v["metadata"]["name"], "rehearsal-sim-run-0");
+        assert_eq!(v["metadata"]["ownerReferences"][0]["kind"], "Simulation");
         assert_eq!(v["webhooks"][0]["clientConfig"]["caBundle"], "UEVN");
     }
 }
