@@ -5,6 +5,7 @@ pub mod cli;
 pub mod commands;
 pub mod hooks;
 pub mod replay;
+pub mod s3;
 pub mod scenario;
 pub mod status;
 pub mod telemetry;

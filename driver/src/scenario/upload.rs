@@ -60,12 +60,7 @@ pub fn content_type(path: &Path) -> &'static str {
 
 /// An S3 client for `region`.
 pub async fn client(region: &str) -> aws_sdk_s3::Client {
-    let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .load()
-        .await;
-    let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(true).build();
-    aws_sdk_s3::Client::from_conf(s3_config)
+    crate::s3::client(Some(region)).await
 }
 
 /// Every file under `dir`, relative to it, sorted.

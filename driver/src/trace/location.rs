@@ -110,10 +110,7 @@ fn s3_bucket_key(location: &str, rest: &str) -> Result<(String, String), TraceEr
 
 async fn read_s3(location: &str, rest: &str) -> Result<Vec<u8>, TraceError> {
     let (bucket, key) = s3_bucket_key(location, rest)?;
-    let sdk_config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    // Path-style addressing lets AWS_ENDPOINT_URL point at MinIO, which has no per-bucket host names.
-    let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(true).build();
-    let client = aws_sdk_s3::Client::from_conf(s3_config);
+    let client = crate::s3::client(None).await;
     let location_owned = || location.to_string();
     let output = client.get_object().bucket(&bucket).key(&key).send().await.map_err(|err| {
         let detail = DisplayErrorContext(&err).to_string();

@@ -1,0 +1,13 @@
+//! The S3 client the driver uses for traces and artifacts.
+
+/// A client from the standard credential chain; `region` overrides the chain's region. Path-style
+/// addressing lets AWS_ENDPOINT_URL point at MinIO, which has no per-bucket host names.
+pub async fn client(region: Option<&str>) -> aws_sdk_s3::Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_string()));
+    }
+    let sdk_config = loader.load().await;
+    let s3_config = aws_sdk_s3::config::Builder::from(&sdk_config).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
