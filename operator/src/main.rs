@@ -3,10 +3,7 @@
 //! Until the controller lands, the binary starts, connects to the API server, logs what it
 //! found and stops cleanly on SIGTERM or SIGINT; it reconciles nothing.
 
-mod cli;
-mod connect;
-mod shutdown;
-mod telemetry;
+use rehearsal_operator::{cli, connect, shutdown, telemetry};
 
 use clap::Parser;
 
