@@ -16,6 +16,12 @@ build:
 ## unit: tests that need no cluster
 unit:
 	$(CARGO) test --workspace --exclude rehearsal-e2e
+	e2e/gitops/test.sh
+
+## gitops-test: the Argo CD health scripts and kstatus (Flux) checks of config/gitops (Go, no cluster)
+.PHONY: gitops-test
+gitops-test:
+	e2e/gitops/test.sh
 
 ## e2e: end-to-end tests on the local control plane (started here when it is not running)
 e2e: cluster-bins
