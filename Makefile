@@ -24,8 +24,10 @@ gitops-test:
 	e2e/gitops/test.sh
 
 ## e2e: end-to-end tests on the local control plane (started here when it is not running)
+## The operator's test runs last, alone: it installs the operator, which would otherwise also
+## reconcile the Simulations of the tests that run drivers by hand.
 e2e: cluster-bins
-	e2e/run-with-sandbox.sh $(CARGO) test -p rehearsal-e2e --no-fail-fast -- --test-threads=2
+	e2e/run-with-sandbox.sh e2e/run-e2e.sh $(CARGO)
 
 ## test: every test, unit and end-to-end
 test: unit e2e
@@ -48,7 +50,7 @@ cluster-bins:
 
 ## sandbox-up / sandbox-down / sandbox-status: the local control plane on 127.0.0.1
 sandbox-up: cluster-bins
-	$(CARGO) build -q -p rehearsal-runner -p rehearsal-driver
+	$(CARGO) build -q -p rehearsal-runner -p rehearsal-driver -p rehearsal-operator
 	$(SANDBOX) up
 
 sandbox-down:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs a command against the local control plane (e2e/cluster/sandbox.sh).
 #
-# If the sandbox is not up, builds rehearsal-runner and rehearsal-driver, brings it up, and
+# If the sandbox is not up, builds the runner, driver and operator, brings it up, and
 # stops it again when the command ends, fails or is interrupted. If it was already up, it is
 # used as it is and left running. The command sees the sandbox's environment (KUBECONFIG,
 # AWS_ENDPOINT_URL, REHEARSAL_AUDIT_LOG, ...). Exits with the command's exit code.
@@ -41,8 +41,8 @@ trap 'exit 143' TERM
 if "$sandbox" status >/dev/null 2>&1; then
   echo "run-with-sandbox: using the sandbox that is already up" >&2
 else
-  echo "run-with-sandbox: building rehearsal-runner and rehearsal-driver" >&2
-  (cd "$repo" && cargo build -q -p rehearsal-runner -p rehearsal-driver)
+  echo "run-with-sandbox: building rehearsal-runner, rehearsal-driver and rehearsal-operator" >&2
+  (cd "$repo" && cargo build -q -p rehearsal-runner -p rehearsal-driver -p rehearsal-operator)
   started=1
   "$sandbox" up >&2
 fi

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new(IMMUTABLE_SPEC_RULE).message("spec of a Simulation cannot change once created, except spec.suspend: create a new Simulation (another name) to run something else").reason(Reason::FieldValueForbidden))]
 pub struct SimulationSpec {
     /// What to run: exactly one of a recorded trace or a Scenario.
     pub source: SimulationSource,
@@ -71,7 +72,22 @@ pub struct SimulationSpec {
     /// What the driver records during a run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collect: Option<Collect>,
+
+    /// Holds the Simulation before its next run: a run in progress finishes, no new one starts
+    /// until this is false again. The only field that may change after creation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
+
+/// Transition rule: every field but `suspend` keeps its value (and its presence).
+// Optional fields are compared through has() so adding or removing one is a change too.
+const IMMUTABLE_SPEC_RULE: &str = "self.source == oldSelf.source && self.speed == oldSelf.speed \
+    && self.repetitions == oldSelf.repetitions && self.virtualNamespacePrefix == oldSelf.virtualNamespacePrefix \
+    && has(self.duration) == has(oldSelf.duration) && (!has(self.duration) || self.duration == oldSelf.duration) \
+    && has(self.hooks) == has(oldSelf.hooks) && (!has(self.hooks) || self.hooks == oldSelf.hooks) \
+    && has(self.artifacts) == has(oldSelf.artifacts) && (!has(self.artifacts) || self.artifacts == oldSelf.artifacts) \
+    && has(self.driver) == has(oldSelf.driver) && (!has(self.driver) || self.driver == oldSelf.driver) \
+    && has(self.collect) == has(oldSelf.collect) && (!has(self.collect) || self.collect == oldSelf.collect)";
 
 /// What a Simulation runs. Exactly one field is set.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]

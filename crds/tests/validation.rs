@@ -428,3 +428,32 @@ fn shared_invalid_objects_are_rejected() {
         assert!(errs[0].starts_with(&want) && errs[0].contains(&case.message), "{}: got {:?}", case.name, errs[0]);
     }
 }
+
+/// Messages of the rules that fail when `old` is changed into `new` (transition rules).
+fn transition_errors<K: CustomResourceExt>(new: &Value, old: &Value) -> Vec<String> {
+    match Validator::new().validate(&schema::<K>(), new, Some(old)) {
+        Ok(()) => vec![],
+        Err(errs) => errs.iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect(),
+    }
+}
+
+#[test]
+fn simulation_spec_is_immutable_except_suspend() {
+    let old = simulation(json!({"source": {"trace": {"uri": "s3://b/t"}}, "speed": 2.0, "repetitions": 1,
+        "virtualNamespacePrefix": "virtual"}));
+    assert_eq!(transition_errors::<Simulation>(&old, &old), Vec::<String>::new());
+    let suspended = with(old.clone(), "/spec/suspend", json!(true));
+    assert_eq!(transition_errors::<Simulation>(&suspended, &old), Vec::<String>::new(), "suspend may change");
+    for (pointer, value) in [
+        ("/spec/speed", json!(3.0)),
+        ("/spec/repetitions", json!(2)),
+        ("/spec/duration", json!("5m")),
+        ("/spec/source", json!({"scenarioRef": {"name": "x"}})),
+        ("/spec/hooks", json!({"preRun": [{"command": "true"}]})),
+    ] {
+        let changed = with(old.clone(), pointer, value);
+        let errs = transition_errors::<Simulation>(&changed, &old);
+        assert_eq!(errs.len(), 1, "{pointer}: {errs:?}");
+        assert!(errs[0].contains("cannot change once created, except spec.suspend"), "{pointer}: {errs:?}");
+    }
+}

@@ -1,4 +1,6 @@
-//! Command-line flags of the operator.
+//! Command-line flags of the operator, turned into plain [`Settings`](crate::settings::Settings).
+
+use std::net::SocketAddr;
 
 use clap::{Parser, ValueEnum};
 
@@ -12,6 +14,46 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "REHEARSAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Namespace the operator runs in: driver Jobs, their Services and Secrets, the CA and the
+    /// leader-election Lease live there.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "rehearsal-system")]
+    pub namespace: String,
+    /// Identity of this replica for leader election [default: the pod name, else the host name].
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Image of the driver Jobs (a Simulation's spec.driver.image overrides it).
+    #[arg(long, env = "REHEARSAL_DRIVER_IMAGE", default_value = "ghcr.io/rehearsal-dev/rehearsal-driver:0.1.0")]
+    pub driver_image: String,
+    /// Service account of the driver Jobs (a Simulation's spec.driver.serviceAccountName overrides it).
+    #[arg(long, default_value = "rehearsal-driver")]
+    pub driver_service_account: String,
+    /// Simulations running at once; the others wait in creation order. Runs share the virtual
+    /// nodes, so the default is one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_active: u32,
+    /// Seconds a driver may spend deleting what its run created; its pod gets this plus a
+    /// margin as termination grace period.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub cleanup_timeout: u64,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_address: SocketAddr,
+    /// Elect a leader among replicas through a Lease; only the leader reconciles.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_election: bool,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "rehearsal-operator")]
+    pub lease_name: String,
+    /// Seconds a leader's lease lasts without renewal: a standby takes over within this after
+    /// the leader dies.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_duration: u64,
+    /// Validity of the operator's webhook CA, in days.
+    #[arg(long, default_value_t = 3650, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub ca_validity_days: u64,
+    /// Validity of a driver's serving certificate, in hours; renewed when a third is left.
+    #[arg(long, default_value_t = 24 * 90, value_parser = clap::value_parser!(u64).range(1..=876_000))]
+    pub serving_cert_validity_hours: u64,
 }
 
 /// How log lines are written.
@@ -21,4 +63,23 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn defaults_and_bad_values() {
+        Args::command().debug_assert();
+        let a = Args::try_parse_from(["rehearsal-operator"]).expect("defaults parse");
+        assert_eq!((a.max_active, a.cleanup_timeout, a.leader_election), (1, 300, true));
+        for (flag, value) in [("--max-active", "0"), ("--cleanup-timeout", "0"), ("--lease-duration", "1")] {
+            let err = Args::try_parse_from(["rehearsal-operator", flag, value]).expect_err("rejected").to_string();
+            assert!(err.contains(flag), "{flag}: {err}");
+        }
+        let a = Args::try_parse_from(["rehearsal-operator", "--leader-election", "false"]).expect("parses");
+        assert!(!a.leader_election);
+    }
 }

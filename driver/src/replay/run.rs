@@ -105,8 +105,8 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
 
     // 7. Stop the webhook once nothing of the run can create pods any more.
     if args.webhook_url.is_some()
-        && let Some(root) = &run_root
-        && let Err(e) = register::unregister(&client, root).await
+        && run_root.is_some()
+        && let Err(e) = register::unregister(&client, &register::configuration_name(&args.sim_name, args.run_index)).await
     {
         tracing::warn!(error = %e, "cannot delete the webhook configuration; deleting the Simulation removes it");
     }
@@ -208,7 +208,15 @@ async fn replay_stages(
             }
         };
         let owner = serde_json::to_value(sim.controller_owner_ref(&())).unwrap_or_default();
-        if let Err(e) = register::register(client, &root, &owner, &args.sim_name, url, &ca).await {
+        let registration = register::Registration {
+            name: register::configuration_name(&args.sim_name, args.run_index),
+            owner: &owner,
+            simulation: &args.sim_name,
+            endpoint: register::Endpoint::Url(url.clone()),
+            ca_pem: &ca,
+            manager: rehearsal_crds::keys::DRIVER_MANAGER,
+        };
+        if let Err(e) = register::register(client, &registration).await {
             return Err(report_fail("WebhookFailed", format!("cannot register the webhook: {e}")).await);
         }
     }
