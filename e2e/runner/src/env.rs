@@ -4,12 +4,16 @@
 //! Resolution is split in two so the rules are testable without a cluster: [`referenced`] names
 //! the objects a container needs, [`fetch`] reads them through the API, and [`resolve`] is pure.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
+};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
 use kube::{Api, Client};
 
-/// The address the runner reports as both pod and host IP: everything runs on loopback.
+/// The address the runner reports as host IP (and the node's address): everything runs on
+/// loopback. Pods get addresses of their own (see `ips`).
 pub const LOOPBACK: &str = "127.0.0.1";
 
 /// Why a container's environment could not be built (kubelet's `CreateContainerConfigError`).
@@ -134,7 +138,13 @@ pub fn config_map_data(config_map: &ConfigMap) -> BTreeMap<String, String> {
 
 /// The container's environment in kubelet's order: `envFrom` first, then `env`, later entries
 /// overriding earlier ones, `$(VAR)` in `env` values expanded against what came before.
-pub fn resolve(pod: &Pod, container: &Container, sources: &Sources) -> Result<Vec<(String, String)>, EnvError> {
+/// `pod_ip` is the address the runner gave the pod (`status.podIP`).
+pub fn resolve(
+    pod: &Pod,
+    pod_ip: Option<Ipv4Addr>,
+    container: &Container,
+    sources: &Sources,
+) -> Result<Vec<(String, String)>, EnvError> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let mut env: Vec<(String, String)> = Vec::new();
     for source in container.env_from.iter().flatten() {
@@ -162,7 +172,7 @@ pub fn resolve(pod: &Pod, container: &Container, sources: &Sources) -> Result<Ve
         let value = match (&var.value, &var.value_from) {
             (_, Some(from)) => {
                 if let Some(field) = &from.field_ref {
-                    field_value(pod, &field.field_path)?
+                    field_value(pod, pod_ip, &field.field_path)?
                 } else if let Some(key_ref) = &from.secret_key_ref {
                     let optional = key_ref.optional == Some(true);
                     match sources.secrets.get(&key_ref.name) {
@@ -209,8 +219,9 @@ pub fn resolve(pod: &Pod, container: &Container, sources: &Sources) -> Result<Ve
     Ok(env)
 }
 
-/// A downward-API field of the pod, as kubelet serves it to `fieldRef`.
-pub fn field_value(pod: &Pod, path: &str) -> Result<String, EnvError> {
+/// A downward-API field of the pod, as kubelet serves it to `fieldRef`; `pod_ip` is the
+/// address the runner gave the pod (the field is empty without one).
+pub fn field_value(pod: &Pod, pod_ip: Option<Ipv4Addr>, path: &str) -> Result<String, EnvError> {
     let meta = &pod.metadata;
     let spec = pod.spec.as_ref();
     let value = match path {
@@ -221,8 +232,9 @@ pub fn field_value(pod: &Pod, path: &str) -> Result<String, EnvError> {
         "metadata.annotations" => format_map(meta.annotations.as_ref()),
         "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
         "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
-        // The runner reports loopback for both; see `status`.
-        "status.podIP" | "status.podIPs" | "status.hostIP" | "status.hostIPs" => LOOPBACK.to_owned(),
+        // Kubelet renders the lists comma-separated; the runner gives each pod one address.
+        "status.podIP" | "status.podIPs" => pod_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        "status.hostIP" | "status.hostIPs" => LOOPBACK.to_owned(),
         _ => {
             if let Some(key) = subscript(path, "metadata.labels") {
                 meta.labels.as_ref().and_then(|m| m.get(key)).cloned().unwrap_or_default()
@@ -296,6 +308,8 @@ mod tests {
 
     use super::*;
 
+    const POD_IP: Option<Ipv4Addr> = Some(Ipv4Addr::new(127, 1, 0, 7));
+
     fn pod() -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -362,11 +376,13 @@ mod tests {
                 field("NODE", "spec.nodeName"),
                 field("SA", "spec.serviceAccountName"),
                 field("POD_IP", "status.podIP"),
+                field("POD_IPS", "status.podIPs"),
                 field("HOST_IP", "status.hostIP"),
+                field("HOST_IPS", "status.hostIPs"),
             ],
             vec![],
         );
-        let env = resolve(&pod(), &c, &Sources::default()).unwrap_or_default();
+        let env = resolve(&pod(), POD_IP, &c, &Sources::default()).unwrap_or_default();
         assert_eq!(get(&env, "POD_NAME"), Some("driver-0-abcde"));
         assert_eq!(get(&env, "POD_NAMESPACE"), Some("rehearsal-system"));
         assert_eq!(get(&env, "POD_UID"), Some("1234-5678"));
@@ -375,20 +391,33 @@ mod tests {
         assert_eq!(get(&env, "NOTE"), Some("hello"));
         assert_eq!(get(&env, "NODE"), Some("rehearsal-runner"));
         assert_eq!(get(&env, "SA"), Some("rehearsal-driver"));
-        assert_eq!(get(&env, "POD_IP"), Some("127.0.0.1"));
-        assert_eq!(get(&env, "HOST_IP"), Some("127.0.0.1"));
+        assert_eq!(get(&env, "POD_IP"), Some("127.1.0.7"), "the pod's own address");
+        assert_eq!(get(&env, "POD_IPS"), Some("127.1.0.7"));
+        assert_eq!(get(&env, "HOST_IP"), Some("127.0.0.1"), "the host stays on 127.0.0.1");
+        assert_eq!(get(&env, "HOST_IPS"), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn pod_ip_follows_the_allocated_address() {
+        let other = Some(Ipv4Addr::new(127, 1, 3, 4));
+        assert_eq!(field_value(&pod(), other, "status.podIP"), Ok("127.1.3.4".into()));
+        assert_eq!(field_value(&pod(), None, "status.podIP"), Ok(String::new()));
+        assert_eq!(field_value(&pod(), None, "status.hostIP"), Ok("127.0.0.1".into()));
+        let c = container(vec![field("POD_IP", "status.podIP"), literal("ADDR", "$(POD_IP):8443")], vec![]);
+        let env = resolve(&pod(), other, &c, &Sources::default()).unwrap_or_default();
+        assert_eq!(get(&env, "ADDR"), Some("127.1.3.4:8443"));
     }
 
     #[test]
     fn whole_label_map_renders_like_the_downward_api() {
-        assert_eq!(field_value(&pod(), "metadata.labels"), Ok("app=\"driver\"\nrun=\"0\"".into()));
+        assert_eq!(field_value(&pod(), POD_IP, "metadata.labels"), Ok("app=\"driver\"\nrun=\"0\"".into()));
     }
 
     #[test]
     fn unsupported_field_and_source_are_errors() {
         let c = container(vec![field("X", "spec.containers[0].name")], vec![]);
         assert_eq!(
-            resolve(&pod(), &c, &Sources::default()),
+            resolve(&pod(), POD_IP, &c, &Sources::default()),
             Err(EnvError::UnsupportedField("spec.containers[0].name".into()))
         );
         let resource = EnvVar {
@@ -400,7 +429,7 @@ mod tests {
             }),
         };
         let c = container(vec![resource], vec![]);
-        assert_eq!(resolve(&pod(), &c, &Sources::default()), Err(EnvError::UnsupportedSource("CPU".into())));
+        assert_eq!(resolve(&pod(), POD_IP, &c, &Sources::default()), Err(EnvError::UnsupportedSource("CPU".into())));
     }
 
     #[test]
@@ -443,7 +472,7 @@ mod tests {
                 },
             ],
         );
-        let env = resolve(&pod(), &c, &sources).unwrap_or_default();
+        let env = resolve(&pod(), POD_IP, &c, &sources).unwrap_or_default();
         assert_eq!(get(&env, "TOKEN"), Some("s3cr3t"));
         assert_eq!(get(&env, "LOG"), Some("debug"));
         assert_eq!(get(&env, "AWS_ACCESS_KEY_ID"), Some("minio"));
@@ -455,12 +484,12 @@ mod tests {
     #[test]
     fn missing_non_optional_sources_are_errors() {
         let c = container(vec![secret_key("T", "absent", "k", None)], vec![]);
-        assert_eq!(resolve(&pod(), &c, &Sources::default()), Err(EnvError::MissingSecret("absent".into())));
+        assert_eq!(resolve(&pod(), POD_IP, &c, &Sources::default()), Err(EnvError::MissingSecret("absent".into())));
 
         let sources =
             Sources { secrets: BTreeMap::from([("present".into(), BTreeMap::new())]), config_maps: BTreeMap::new() };
         let c = container(vec![secret_key("T", "present", "k", None)], vec![]);
-        let err = resolve(&pod(), &c, &sources);
+        let err = resolve(&pod(), POD_IP, &c, &sources);
         assert_eq!(
             err,
             Err(EnvError::MissingSecretKey {
@@ -477,7 +506,7 @@ mod tests {
                 ..Default::default()
             }],
         );
-        assert_eq!(resolve(&pod(), &c, &Sources::default()), Err(EnvError::MissingConfigMap("gone".into())));
+        assert_eq!(resolve(&pod(), POD_IP, &c, &Sources::default()), Err(EnvError::MissingConfigMap("gone".into())));
     }
 
     #[test]
@@ -504,7 +533,7 @@ mod tests {
         assert_eq!(expand("$(unterminated", &env), "$(unterminated");
 
         let c = container(vec![field("POD", "metadata.name"), literal("URL", "http://$(POD):8888")], vec![]);
-        let env = resolve(&pod(), &c, &Sources::default()).unwrap_or_default();
+        let env = resolve(&pod(), POD_IP, &c, &Sources::default()).unwrap_or_default();
         assert_eq!(get(&env, "URL"), Some("http://driver-0-abcde:8888"));
     }
 }

@@ -6,6 +6,7 @@ mod credentials;
 mod env;
 mod guard;
 mod images;
+mod ips;
 mod node;
 mod pods;
 mod process;

@@ -1,6 +1,7 @@
 //! The watch on the node's pods (field selector `spec.nodeName=<node>`, all namespaces): a
 //! worker per new pod, a stop request when a pod is deleted or disappears, deletion of pods
 //! that end while terminated, and `RunnerRestarted` for pods a previous runner left running.
+//! It also owns the pod IPs: allocated when a pod starts, freed when its worker has ended.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     context::Context,
+    ips::{self, Allocator},
     node::is_not_found,
     retry::Backoff,
     status,
@@ -61,6 +63,12 @@ struct Pods {
     delete_when_finished: HashMap<String, (String, String)>,
     /// Uids seen since the watch (re)started listing, until the list is complete.
     relist: Option<HashSet<String>>,
+    /// New pods seen while listing, started once the list is complete: by then every address
+    /// a previous runner's pods still report is reserved, so none is handed out twice.
+    pending: Vec<(String, Pod)>,
+    /// Pod IPs, by pod uid.
+    ips: Allocator,
+    /// Uids whose worker ended, or whose RunnerRestarted mark landed: their IP can be freed.
     finished_tx: mpsc::UnboundedSender<String>,
 }
 
@@ -78,6 +86,8 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         deleting: HashSet::new(),
         delete_when_finished: HashMap::new(),
         relist: None,
+        pending: Vec::new(),
+        ips: Allocator::new(),
         finished_tx,
     };
     loop {
@@ -100,7 +110,11 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
 impl Pods {
     fn handle(&mut self, event: watcher::Event<Pod>) {
         match event {
-            watcher::Event::Init => self.relist = Some(HashSet::new()),
+            watcher::Event::Init => {
+                // A restarted list lists again whatever an interrupted one had deferred.
+                self.relist = Some(HashSet::new());
+                self.pending.clear();
+            }
             watcher::Event::InitApply(pod) => {
                 if let (Some(seen), Some(uid)) = (self.relist.as_mut(), pod.metadata.uid.clone()) {
                     seen.insert(uid);
@@ -140,9 +154,25 @@ impl Pods {
         if status::started_before(&pod) {
             // A previous runner started it and its processes died with that runner.
             tracing::warn!(pod = %format!("{namespace}/{name}"), "pod was started by a previous runner; marking it failed");
-            self.done.insert(uid);
+            // Its address stays taken while the pod still reports it as live: clients may still
+            // be pointed at it, and without the orphan guard its processes may outlive the old runner.
+            if let Some(ip) = ips::reported(&pod).filter(|ip| Allocator::in_range(*ip))
+                && !self.ips.reserve(&uid, ip)
+            {
+                tracing::warn!(pod = %format!("{namespace}/{name}"), %ip, "pod IP reported by a stale pod is already held by another");
+            }
+            self.done.insert(uid.clone());
             let ctx = self.ctx.clone();
-            tokio::spawn(async move { mark_runner_restarted(&ctx, &pod).await });
+            let finished = self.finished_tx.clone();
+            tokio::spawn(async move {
+                if mark_runner_restarted(&ctx, &pod).await {
+                    let _ = finished.send(uid);
+                }
+            });
+            return;
+        }
+        if self.relist.is_some() {
+            self.pending.push((uid, pod));
             return;
         }
         self.start(uid, pod);
@@ -151,7 +181,9 @@ impl Pods {
     fn start(&mut self, uid: String, pod: Pod) {
         let (stop, stop_rx) = watch::channel(None);
         let grace = worker::grace_period(&pod);
-        let worker = Worker::new(self.ctx.clone(), pod, stop_rx);
+        // An exhausted range fails this pod (the worker reports why), not the runner.
+        let pod_ip = self.ips.allocate(&uid);
+        let worker = Worker::new(self.ctx.clone(), pod, pod_ip, stop_rx);
         let finished = self.finished_tx.clone();
         let task_uid = uid.clone();
         let task = tokio::spawn(async move {
@@ -166,9 +198,15 @@ impl Pods {
 
     fn deleted(&mut self, pod: &Pod) {
         let Some(uid) = pod.metadata.uid.as_deref() else { return };
-        if let Some(handle) = self.workers.get(uid) {
-            handle.request_stop(StopReason::Gone { grace: worker::grace_period(pod) });
+        match self.workers.get(uid) {
+            // Its IP is freed when the worker has ended the pod's processes.
+            Some(handle) => handle.request_stop(StopReason::Gone { grace: worker::grace_period(pod) }),
+            // Nothing of it runs (any more); a stale pod's reserved address is free now.
+            None => {
+                self.ips.release(uid);
+            }
         }
+        self.pending.retain(|(pending, _)| pending != uid);
         self.done.remove(uid);
         self.deleting.remove(uid);
     }
@@ -183,11 +221,23 @@ impl Pods {
         }
         self.done.retain(|uid| seen.contains(uid));
         self.deleting.retain(|uid| seen.contains(uid));
+        let workers = &self.workers;
+        self.ips.retain(|uid| workers.contains_key(uid) || seen.contains(uid));
+        for (uid, pod) in std::mem::take(&mut self.pending) {
+            if !self.workers.contains_key(&uid) {
+                self.start(uid, pod);
+            }
+        }
     }
 
     fn finished(&mut self, uid: &str) {
         if self.workers.remove(uid).is_some() {
             self.done.insert(uid.to_owned());
+        }
+        // The pod's processes have ended (or, for a stale pod, it is marked Failed): nothing
+        // listens on its address any more.
+        if let Some(ip) = self.ips.release(uid) {
+            tracing::debug!(%uid, %ip, "pod IP released");
         }
         // Deleting twice is harmless (the uid precondition and 404 are handled); never doing
         // it would leave the pod Terminating forever.
@@ -217,8 +267,9 @@ impl Pods {
     }
 }
 
-/// Reports a pod a previous runner had started as Failed with reason `RunnerRestarted`.
-async fn mark_runner_restarted(ctx: &Context, pod: &Pod) {
+/// Reports a pod a previous runner had started as Failed with reason `RunnerRestarted`; true
+/// once it is (or the pod is gone).
+async fn mark_runner_restarted(ctx: &Context, pod: &Pod) -> bool {
     let namespace = pod.metadata.namespace.clone().unwrap_or_default();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &namespace);
@@ -226,12 +277,141 @@ async fn mark_runner_restarted(ctx: &Context, pod: &Pod) {
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
     for attempt in 1..=10 {
         match pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&body)).await {
-            Ok(_) => return,
-            Err(error) if is_not_found(&error) => return,
+            Ok(_) => return true,
+            Err(error) if is_not_found(&error) => return true,
             Err(error) => {
                 tracing::warn!(pod = %format!("{namespace}/{name}"), attempt, %error, "marking pod failed; retrying");
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
+    }
+    // Still non-terminal as far as anyone can tell: its address stays reserved until the pod
+    // is deleted.
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{net::Ipv4Addr, path::Path};
+
+    use k8s_openapi::{
+        api::core::v1::{Container, PodSpec, PodStatus},
+        apimachinery::pkg::apis::meta::v1::Time,
+    };
+    use kube::{Client, api::ObjectMeta, config::Kubeconfig};
+
+    use super::*;
+    use crate::credentials::ApiTarget;
+
+    /// A watch loop whose client points at a closed port: the tests drive `handle` and
+    /// `finished` by hand and never let the spawned tasks run (a current-thread runtime only
+    /// runs them when the test awaits).
+    fn pods() -> (Pods, mpsc::UnboundedReceiver<String>) {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
+        let client = Client::try_from(config).expect("client");
+        let kubeconfig = Kubeconfig::from_yaml(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://127.0.0.1:9\n",
+        )
+        .expect("kubeconfig");
+        let target = ApiTarget::from_parsed(&kubeconfig, Path::new("/")).expect("target");
+        let ctx = Arc::new(Context {
+            client,
+            node_name: "rehearsal-runner".into(),
+            state_dir: std::env::temp_dir().join("rehearsal-runner-pods-test"),
+            bin_dir: "/nonexistent".into(),
+            target,
+            shutdown_grace: Duration::from_secs(1),
+            path_env: "/usr/bin:/bin".into(),
+            guard: None,
+        });
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        let pods = Pods {
+            ctx,
+            workers: HashMap::new(),
+            done: HashSet::new(),
+            deleting: HashSet::new(),
+            delete_when_finished: HashMap::new(),
+            relist: None,
+            pending: Vec::new(),
+            ips: Allocator::new(),
+            finished_tx,
+        };
+        (pods, finished_rx)
+    }
+
+    /// A pod of the node; with `started`, one a previous runner started and reported `pod_ip` for.
+    fn pod(uid: &str, started: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(uid.into()),
+                namespace: Some("default".into()),
+                uid: Some(uid.into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                node_name: Some("rehearsal-runner".into()),
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some("busybox".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: started.map(|ip| PodStatus {
+                phase: Some(status::phase::RUNNING.into()),
+                start_time: Some(Time(Timestamp::now())),
+                pod_ip: Some(ip.into()),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn ip(last: u8) -> Option<Ipv4Addr> {
+        Some(Ipv4Addr::new(127, 1, 0, last))
+    }
+
+    #[tokio::test]
+    async fn stale_addresses_are_reserved_before_listed_pods_start_and_freed_after() {
+        let (mut pods, _finished) = pods();
+        pods.handle(watcher::Event::Init);
+        // Listed before the stale pod that still reports 127.1.0.1.
+        pods.handle(watcher::Event::InitApply(pod("new", None)));
+        pods.handle(watcher::Event::InitApply(pod("stale", Some("127.1.0.1"))));
+        assert!(pods.workers.is_empty(), "new pods wait for the whole list");
+        pods.handle(watcher::Event::InitDone);
+        assert_eq!(pods.ips.get("stale"), ip(1));
+        assert_eq!(pods.ips.get("new"), ip(2), "the stale pod's address is not handed out");
+        assert!(pods.workers.contains_key("new") && !pods.workers.contains_key("stale"));
+
+        // Its RunnerRestarted mark landed: the address is free.
+        pods.finished("stale");
+        assert_eq!(pods.ips.get("stale"), None);
+
+        // A deleted pod keeps its address until its worker has ended its processes.
+        pods.handle(watcher::Event::Delete(pod("new", None)));
+        assert_eq!(pods.ips.get("new"), ip(2));
+        pods.finished("new");
+        assert_eq!(pods.ips.get("new"), None);
+        assert_eq!(pods.ips.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_stale_pod_gone_before_its_mark_frees_its_address() {
+        let (mut pods, _finished) = pods();
+        pods.handle(watcher::Event::Init);
+        pods.handle(watcher::Event::InitApply(pod("deleted", Some("127.1.0.5"))));
+        pods.handle(watcher::Event::InitApply(pod("vanished", Some("127.1.0.6"))));
+        pods.handle(watcher::Event::InitApply(pod("legacy", Some("127.0.0.1"))));
+        pods.handle(watcher::Event::InitDone);
+        assert_eq!((pods.ips.get("deleted"), pods.ips.get("vanished")), (ip(5), ip(6)));
+        assert_eq!(pods.ips.get("legacy"), None, "an address outside the range is not reserved");
+
+        pods.handle(watcher::Event::Delete(pod("deleted", Some("127.1.0.5"))));
+        assert_eq!(pods.ips.get("deleted"), None);
+        // Missing from the next list (deleted while the watch was down).
+        pods.handle(watcher::Event::Init);
+        pods.handle(watcher::Event::InitDone);
+        assert_eq!(pods.ips.held(), 0);
     }
 }

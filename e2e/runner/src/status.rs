@@ -1,7 +1,8 @@
 //! Pod status as kubelet reports it, built from what the runner knows about each container:
-//! phase from exit codes, the four standard conditions, container states, loopback IPs.
+//! phase from exit codes, the four standard conditions, container states, the pod's own
+//! loopback IP and the host's 127.0.0.1.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use k8s_openapi::{
     api::core::v1::{
@@ -157,6 +158,8 @@ pub struct PodRecord {
     pub failure: Option<(String, String)>,
     /// The pod's metadata.generation, echoed as observedGeneration.
     pub generation: Option<i64>,
+    /// The pod's own address (from `ips`); none when it could not get one.
+    pub pod_ip: Option<Ipv4Addr>,
     transitions: BTreeMap<&'static str, (bool, Timestamp)>,
 }
 
@@ -194,6 +197,7 @@ impl PodRecord {
             scheduled_at,
             failure: None,
             generation: pod.metadata.generation,
+            pod_ip: None,
             transitions: BTreeMap::new(),
         }
     }
@@ -290,8 +294,8 @@ impl PodRecord {
             conditions: Some(conditions),
             host_ip: Some(LOOPBACK.into()),
             host_ips: Some(vec![HostIP { ip: LOOPBACK.into() }]),
-            pod_ip: Some(LOOPBACK.into()),
-            pod_ips: Some(vec![PodIP { ip: LOOPBACK.into() }]),
+            pod_ip: self.pod_ip.map(|ip| ip.to_string()),
+            pod_ips: self.pod_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
             start_time: Some(Time(self.start_time)),
             init_container_statuses: (!self.init.is_empty())
                 .then(|| self.init.iter().map(|c| container_status(c, true)).collect()),
@@ -509,6 +513,7 @@ mod tests {
     #[test]
     fn status_reports_exit_code_ips_and_conditions() {
         let mut record = PodRecord::new(&pod(&[], &["job"]), ts(0));
+        record.pod_ip = Some(Ipv4Addr::new(127, 1, 0, 9));
         record.main[0].state = State::Running { started_at: ts(1) };
         record.main[0].pid = Some(42);
         let running = record.status(ts(1));
@@ -516,8 +521,10 @@ mod tests {
         assert_eq!(condition(&running, "Ready").status, "True");
         assert_eq!(condition(&running, "Initialized").status, "True");
         assert_eq!(condition(&running, "PodScheduled").status, "True");
-        assert_eq!(running.pod_ip.as_deref(), Some("127.0.0.1"));
-        assert_eq!(running.host_ips.as_ref().map(|ips| ips[0].ip.as_str()), Some("127.0.0.1"));
+        assert_eq!(running.pod_ip.as_deref(), Some("127.1.0.9"));
+        assert_eq!(running.pod_ips, Some(vec![PodIP { ip: "127.1.0.9".into() }]));
+        assert_eq!(running.host_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(running.host_ips, Some(vec![HostIP { ip: "127.0.0.1".into() }]));
         assert_eq!(running.start_time, Some(Time(ts(0))));
         assert_eq!(running.observed_generation, Some(1));
         let cs = &running.container_statuses.as_ref().expect("statuses")[0];
@@ -539,6 +546,22 @@ mod tests {
         assert_eq!(terminated.message.as_deref(), Some("boom"));
         assert!(!cs.ready);
         assert!(failed.init_container_statuses.is_none());
+    }
+
+    #[test]
+    fn pod_without_an_address_reports_none_and_the_patch_carries_the_pods_own() {
+        let mut record = PodRecord::new(&pod(&[], &["a"]), ts(0));
+        record.failure = Some(("PodIPsExhausted".into(), "no free pod IP".into()));
+        let failed = record.status(ts(1));
+        assert_eq!((failed.pod_ip, failed.pod_ips), (None, None));
+        assert_eq!(failed.host_ip.as_deref(), Some("127.0.0.1"));
+
+        let mut record = PodRecord::new(&pod(&[], &["a"]), ts(0));
+        record.pod_ip = Some(Ipv4Addr::new(127, 1, 2, 3));
+        let patch = status_patch(&record.status(ts(1)));
+        assert_eq!(patch["status"]["podIP"], "127.1.2.3");
+        assert_eq!(patch["status"]["podIPs"], serde_json::json!([{ "ip": "127.1.2.3" }]));
+        assert_eq!(patch["status"]["hostIP"], "127.0.0.1");
     }
 
     #[test]

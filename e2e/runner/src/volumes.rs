@@ -9,6 +9,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    net::Ipv4Addr,
     os::unix::fs::PermissionsExt,
     path::{Component, Path, PathBuf},
 };
@@ -114,6 +115,9 @@ pub struct Inputs {
     pub sources: Sources,
     /// Tokens by audience (`None` = the API server's default audience).
     pub tokens: BTreeMap<Option<String>, String>,
+    /// The pod's own address, for downward-API items (the API admits only metadata fields in
+    /// volumes today; passing it keeps volumes and env agreeing should that change).
+    pub pod_ip: Option<Ipv4Addr>,
 }
 
 /// Secrets, ConfigMaps and token audiences the pod's volumes need.
@@ -183,7 +187,7 @@ fn plan_volume(pod: &Pod, volume: &Volume, inputs: &Inputs) -> Result<Content, V
         return Ok(Content::Host(PathBuf::from(&host.path)));
     } else if let Some(downward) = &volume.downward_api {
         let mode = mode_or_default(downward.default_mode);
-        downward_files(pod, name, downward.items.as_deref(), mode, &mut files)?;
+        downward_files(pod, inputs.pod_ip, name, downward.items.as_deref(), mode, &mut files)?;
     } else if let Some(projected) = &volume.projected {
         let mode = mode_or_default(projected.default_mode);
         for projection in projected.sources.iter().flatten() {
@@ -219,7 +223,7 @@ fn plan_volume(pod: &Pod, volume: &Volume, inputs: &Inputs) -> Result<Content, V
                     }
                 }
             } else if let Some(downward) = &projection.downward_api {
-                downward_files(pod, name, downward.items.as_deref(), mode, &mut files)?;
+                downward_files(pod, inputs.pod_ip, name, downward.items.as_deref(), mode, &mut files)?;
             } else if let Some(token) = &projection.service_account_token {
                 let audience = token.audience.clone().filter(|a| !a.is_empty());
                 let contents = inputs.tokens.get(&audience).cloned().unwrap_or_default();
@@ -276,6 +280,7 @@ fn key_files(
 
 fn downward_files(
     pod: &Pod,
+    pod_ip: Option<Ipv4Addr>,
     volume: &str,
     items: Option<&[k8s_openapi::api::core::v1::DownwardAPIVolumeFile]>,
     mode: u32,
@@ -288,7 +293,7 @@ fn downward_files(
                 source: env::EnvError::UnsupportedSource(item.path.clone()),
             });
         };
-        let contents = env::field_value(pod, &field.field_path)
+        let contents = env::field_value(pod, pod_ip, &field.field_path)
             .map_err(|source| VolumeError::Field { volume: volume.to_owned(), source })?;
         check_path(volume, &item.path)?;
         files.push(File {

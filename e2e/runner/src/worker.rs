@@ -5,6 +5,7 @@
 use std::{
     collections::BTreeMap,
     io::{Read, Seek, SeekFrom},
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     sync::Arc,
     time::Duration,
@@ -27,6 +28,7 @@ use crate::{
     context::Context,
     credentials::{self, MintedToken},
     env, images,
+    ips::IpError,
     node::is_not_found,
     process::{self, Exit},
     retry::Backoff,
@@ -43,6 +45,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 const MINIMUM_GRACE: Duration = Duration::from_secs(2);
 /// Most bytes of a failed container's log quoted in its termination message.
 const LOG_TAIL_BYTES: u64 = 1024;
+/// Reason of a pod failed because every pod IP was in use.
+pub const POD_IPS_EXHAUSTED: &str = "PodIPsExhausted";
 
 /// Why a running pod must stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,16 +135,29 @@ pub struct Worker {
     /// Attempts per status update before giving up.
     report_attempts: u32,
     gone: bool,
+    /// Why the pod got no IP: it fails before anything runs.
+    ip_error: Option<IpError>,
 }
 
 impl Worker {
-    /// A worker for `pod`, told to stop through `stop`.
-    pub fn new(ctx: Arc<Context>, pod: Pod, stop: watch::Receiver<Option<StopReason>>) -> Self {
+    /// A worker for `pod` with the address allocated to it (or why there was none), told to
+    /// stop through `stop`.
+    pub fn new(
+        ctx: Arc<Context>,
+        pod: Pod,
+        pod_ip: Result<Ipv4Addr, IpError>,
+        stop: watch::Receiver<Option<StopReason>>,
+    ) -> Self {
         let namespace = pod.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = pod.metadata.name.clone().unwrap_or_default();
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let dir = ctx.pod_dir(&namespace, &name, &uid);
-        let record = PodRecord::new(&pod, Timestamp::now());
+        let mut record = PodRecord::new(&pod, Timestamp::now());
+        let (pod_ip, ip_error) = match pod_ip {
+            Ok(ip) => (Some(ip), None),
+            Err(error) => (None, Some(error)),
+        };
+        record.pod_ip = pod_ip;
         let (exit_tx, exit_rx) = mpsc::unbounded_channel();
         Worker {
             ctx,
@@ -161,12 +178,14 @@ impl Worker {
             default_token: None,
             report_attempts: 10,
             gone: false,
+            ip_error,
         }
     }
 
     /// Runs the pod to its end, or until told to stop.
     pub async fn run(mut self) {
-        tracing::info!(pod = %self.key(), dir = %self.dir.display(), "starting pod");
+        let ip = self.record.pod_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        tracing::info!(pod = %self.key(), dir = %self.dir.display(), pod_ip = %ip, "starting pod");
         let outcome = self.execute().await;
         let reason = match outcome {
             Ok(()) | Err(Interrupt::Fail) => None,
@@ -206,6 +225,10 @@ impl Worker {
     }
 
     async fn execute(&mut self) -> Result<(), Interrupt> {
+        // Without an address of its own the pod would collide with others; fail it visibly.
+        if let Some(error) = self.ip_error.take() {
+            return self.fail_pod(POD_IPS_EXHAUSTED, error.to_string()).await;
+        }
         if let Err(error) = std::fs::create_dir_all(&self.dir) {
             return self.fail_pod("RunnerError", format!("creating {}: {error}", self.dir.display())).await;
         }
@@ -383,7 +406,7 @@ impl Worker {
         let deadline = Instant::now() + CONFIG_WAIT;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
         loop {
-            let mut inputs = volumes::Inputs::default();
+            let mut inputs = volumes::Inputs { pod_ip: self.record.pod_ip, ..Default::default() };
             let fetched = match env::fetch(&self.ctx.client, &self.namespace, &refs).await {
                 Ok(sources) => {
                     inputs.sources = sources;
@@ -461,7 +484,7 @@ impl Worker {
                     continue;
                 }
             };
-            match env::resolve(&self.pod, container, &sources) {
+            match env::resolve(&self.pod, self.record.pod_ip, container, &sources) {
                 Ok(env) => break env,
                 Err(
                     error @ (env::EnvError::MissingSecret(_)
