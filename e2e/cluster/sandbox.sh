@@ -39,7 +39,9 @@ STOP_TIMEOUT=${REHEARSAL_SANDBOX_STOP_TIMEOUT:-10} # seconds between TERM and KI
 RUNNER_BIN=${REHEARSAL_RUNNER_BIN:-$repo/target/debug/rehearsal-runner}
 SKIP_RUNNER=${REHEARSAL_SANDBOX_SKIP_RUNNER:-0}
 
-SERVICE_CIDR=10.0.0.0/24
+# Loopback, so the runner can serve a Service's ClusterIP on this machine (it plays kube-proxy
+# for its node); the API server calls webhook Services at their ClusterIP.
+SERVICE_CIDR=${REHEARSAL_SERVICE_CIDR:-127.2.0.0/16}
 POD_CIDR=10.244.0.0/16
 API=https://127.0.0.1:$APISERVER_PORT
 
@@ -321,7 +323,7 @@ start_kube_apiserver() {
   launch kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
-    --endpoint-reconciler-type=none --enable-aggregator-routing=true \
+    --endpoint-reconciler-type=none \
     --tls-cert-file="$dir/pki/apiserver.crt" --tls-private-key-file="$dir/pki/apiserver.key" \
     --client-ca-file="$dir/pki/ca.crt" --token-auth-file="$dir/pki/tokens.csv" \
     --requestheader-client-ca-file="$dir/pki/ca.crt" --requestheader-allowed-names=front-proxy-client \

@@ -71,13 +71,14 @@ impl Context {
         }
     }
 
-    async fn event(&self, sim: &Simulation, type_: EventType, reason: &str, note: String) {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: reason.into(), secondary: None };
+    /// Publishes an Event; `action` tells repeats apart (the recorder folds events with the same
+    /// reason and action into one series, keeping the first note), e.g. "Run2".
+    async fn event(&self, sim: &Simulation, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
         if let Err(e) = self.recorder.publish(&event, &sim.object_ref(&())).await {
             tracing::warn!(simulation = %sim.name_any(), reason, error = %e, "cannot publish an event");
         }
     }
-
 }
 
 /// Reconciles one Simulation (wrapped in the finalizer).
@@ -112,7 +113,9 @@ pub fn error_policy(sim: Arc<Simulation>, err: &finalizer::Error<Error>, ctx: Ar
         })
         .unwrap_or(1);
     let (label, after) = match err {
-        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => (e.metric_label(), e.retry_after(failures)),
+        finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+            (e.metric_label(), e.retry_after(failures))
+        }
         _ => ("kube", crate::error::backoff(failures)),
     };
     if label == "waiting" {
@@ -150,7 +153,8 @@ async fn apply(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
     }
     let job_name = names::job(&sim.name_any(), index);
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ctx.settings.namespace);
-    let job = jobs_api.get_opt(&job_name).await.context(|| format!("read Job {}/{job_name}", ctx.settings.namespace))?;
+    let job =
+        jobs_api.get_opt(&job_name).await.context(|| format!("read Job {}/{job_name}", ctx.settings.namespace))?;
     let recorded = st.run(index).and_then(|r| r.job_name.clone()).is_some();
     let Some(job) = job else {
         if recorded {
@@ -195,19 +199,27 @@ async fn apply(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
             Ok(Action::requeue(Duration::from_secs(300)))
         }
         Outcome::Succeeded => {
-            let summary = jobs::driver_summary(&sim).unwrap_or_else(|| "the driver finished".into());
+            let summary = jobs::bounded(&jobs::driver_summary(&sim).unwrap_or_else(|| "the driver finished".into()));
             let artifact = jobs::driver_artifact_uri(&sim);
             let run = st.run_mut(index);
             run.job_name = Some(job_name.clone());
             run.phase = Some(RUN_SUCCEEDED.into());
-            run.completion_time = job.status.as_ref().and_then(|s| s.completion_time.clone()).or_else(|| Some(status::now()));
+            run.completion_time =
+                job.status.as_ref().and_then(|s| s.completion_time.clone()).or_else(|| Some(status::now()));
             run.summary = Some(summary.clone());
             run.artifact_uri = artifact;
             st.completed_runs = st.completed_runs.saturating_add(1);
             st.message = format!("{label} succeeded: {summary}");
             st.apply(&api, &sim).await?;
             ctx.metrics.run_finished(true);
-            ctx.event(&sim, EventType::Normal, "RunSucceeded", format!("{label} succeeded: {summary}")).await;
+            ctx.event(
+                &sim,
+                EventType::Normal,
+                "RunSucceeded",
+                &format!("Run{}", index.saturating_add(1)),
+                format!("{label} succeeded: {summary}"),
+            )
+            .await;
             // The watch event of this status write brings the next step; the requeue is a net.
             Ok(Action::requeue(Duration::from_secs(5)))
         }
@@ -227,10 +239,10 @@ async fn fail_run(
     let total = u32::try_from(sim.spec.repetitions.max(1)).unwrap_or(1);
     let label = run_label(index, total);
     // The driver's own account of a failed stage says more than an exit code.
-    let summary = match jobs::driver_summary(sim) {
+    let summary = jobs::bounded(&match jobs::driver_summary(sim) {
         Some(driver) if driver.contains("failed (") => format!("{why}; {driver}"),
         _ => why,
-    };
+    });
     let run = st.run_mut(index);
     run.job_name = Some(names::job(&sim.name_any(), index));
     run.phase = Some(RUN_FAILED.into());
@@ -241,7 +253,14 @@ async fn fail_run(
     st.message = format!("{label} failed: {summary}; deleting what it left");
     st.apply(api, sim).await?;
     ctx.metrics.run_finished(false);
-    ctx.event(sim, EventType::Warning, "RunFailed", format!("{label} failed: {summary}")).await;
+    ctx.event(
+        sim,
+        EventType::Warning,
+        "RunFailed",
+        &format!("Run{}", index.saturating_add(1)),
+        format!("{label} failed: {summary}"),
+    )
+    .await;
     Ok(Action::requeue(Duration::from_secs(5)))
 }
 
@@ -263,7 +282,7 @@ async fn finish_failed(sim: &Simulation, mut st: OperatorStatus, failed_index: i
     st.completion_time = Some(status::now());
     st.message = format!("{label} failed: {summary}");
     st.apply(&api, sim).await?;
-    ctx.event(sim, EventType::Normal, "CleanedUp", "everything the runs created is gone".into()).await;
+    ctx.event(sim, EventType::Normal, "CleanedUp", "Cleanup", "everything the runs created is gone".into()).await;
     Ok(Action::await_change())
 }
 
@@ -282,7 +301,14 @@ async fn finish_succeeded(sim: &Simulation, mut st: OperatorStatus, ctx: &Contex
     st.message = String::new();
     st.apply(&api, sim).await?;
     let total = sim.spec.repetitions.max(1);
-    ctx.event(sim, EventType::Normal, "Succeeded", format!("{total}/{total} runs succeeded; nothing of them is left")).await;
+    ctx.event(
+        sim,
+        EventType::Normal,
+        "Succeeded",
+        "Finish",
+        format!("{total}/{total} runs succeeded; nothing of them is left"),
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -320,8 +346,8 @@ async fn start_run(
             st.stalled = Some(reason);
             st.message = message.clone();
             st.apply(api, sim).await?;
-            ctx.event(sim, EventType::Warning, reason, message.clone()).await;
-                return Err(Error::Permanent { reason, message });
+            ctx.event(sim, EventType::Warning, reason, "Check", message.clone()).await;
+            return Err(Error::Permanent { reason, message });
         }
         Err(e) => return Err(e),
     };
@@ -347,8 +373,14 @@ async fn start_run(
     st.stalled = None;
     st.message = format!("{label}: driver Job {job_name} created");
     st.apply(api, sim).await?;
-    ctx.event(sim, EventType::Normal, "RunStarted", format!("{label}: driver Job {}/{job_name} created", ctx.settings.namespace))
-        .await;
+    ctx.event(
+        sim,
+        EventType::Normal,
+        "RunStarted",
+        &format!("Run{}", index.saturating_add(1)),
+        format!("{label}: driver Job {}/{job_name} created", ctx.settings.namespace),
+    )
+    .await;
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
@@ -370,7 +402,7 @@ async fn queue(sim: &Simulation, mut st: OperatorStatus, ctx: &Context) -> Resul
         st.message = message.clone();
         st.apply(&api, sim).await?;
         if first {
-            ctx.event(sim, EventType::Warning, reason, message.clone()).await;
+            ctx.event(sim, EventType::Warning, reason, "Check", message.clone()).await;
         }
         return Err(Error::Permanent { reason, message });
     }
@@ -395,7 +427,7 @@ async fn queue(sim: &Simulation, mut st: OperatorStatus, ctx: &Context) -> Resul
             st.message = format!("waiting for Simulation {ahead} (position {position} in the queue)");
             st.apply(&api, sim).await?;
             if first {
-                ctx.event(sim, EventType::Normal, "Queued", st.message.clone()).await;
+                ctx.event(sim, EventType::Normal, "Queued", "Queue", st.message.clone()).await;
             }
             // Woken when a slot frees; the requeue is a safety net.
             Ok(Action::requeue(Duration::from_secs(60)))
@@ -410,8 +442,14 @@ async fn delete(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
         tracing::info!(simulation = %sim.name_any(), "deleting: {}", left.0.join(", "));
         return left.into_result().map(|()| Action::await_change());
     }
-    ctx.event(&sim, EventType::Normal, "CleanedUp", "the Simulation was deleted; nothing of its runs is left".into())
-        .await;
+    ctx.event(
+        &sim,
+        EventType::Normal,
+        "CleanedUp",
+        "Delete",
+        "the Simulation was deleted; nothing of its runs is left".into(),
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -428,7 +466,9 @@ async fn check(sim: &Simulation, ctx: &Context) -> Result<()> {
         let Some(scenario) = scenarios.get_opt(name).await.context(|| format!("read Scenario {name}"))? else {
             return Err(Error::permanent(
                 "ScenarioNotFound",
-                format!("spec.source.scenarioRef.name: Scenario {name:?} not found; the Simulation starts when it is created"),
+                format!(
+                    "spec.source.scenarioRef.name: Scenario {name:?} not found; the Simulation starts when it is created"
+                ),
             ));
         };
         if let Some(problem) = scenarios::verdict(&scenario).problem {
@@ -452,7 +492,10 @@ async fn check(sim: &Simulation, ctx: &Context) -> Result<()> {
         if !has_key {
             return Err(Error::permanent(
                 "InvalidSpec",
-                format!("spec.source.trace.configMapRef.key: ConfigMap {}/{} has no key {:?}", cm.namespace, cm.name, cm.key),
+                format!(
+                    "spec.source.trace.configMapRef.key: ConfigMap {}/{} has no key {:?}",
+                    cm.namespace, cm.name, cm.key
+                ),
             ));
         }
     }
@@ -462,7 +505,10 @@ async fn check(sim: &Simulation, ctx: &Context) -> Result<()> {
         if api.get_metadata_opt(&secret.name).await.context(|| format!("read Secret {ns}/{}", secret.name))?.is_none() {
             return Err(Error::permanent(
                 "SecretNotFound",
-                format!("spec.artifacts.credentialsSecret.name: Secret {ns}/{} not found (it must be in the operator's namespace)", secret.name),
+                format!(
+                    "spec.artifacts.credentialsSecret.name: Secret {ns}/{} not found (it must be in the operator's namespace)",
+                    secret.name
+                ),
             ));
         }
     }
@@ -495,10 +541,9 @@ async fn check_and_prepare(sim: &Simulation, ctx: &Context) -> Result<Source> {
     if let Some(uri) = &trace.uri {
         return Ok(Source::TraceUri(uri.clone()));
     }
-    let cm = trace
-        .config_map_ref
-        .as_ref()
-        .ok_or_else(|| Error::permanent("InvalidSpec", "spec.source.trace: exactly one of uri or configMapRef must be set"))?;
+    let cm = trace.config_map_ref.as_ref().ok_or_else(|| {
+        Error::permanent("InvalidSpec", "spec.source.trace: exactly one of uri or configMapRef must be set")
+    })?;
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &cm.namespace);
     let original = api.get(&cm.name).await.context(|| format!("read ConfigMap {}/{}", cm.namespace, cm.name))?;
     let copy_name = names::trace_config_map(&name);
@@ -562,17 +607,11 @@ pub fn queue_wakeups(store: &Store<Simulation>, changed: &Simulation) -> Vec<Obj
 /// Sets the per-phase gauges from the cache.
 pub fn update_gauges(store: &Store<Simulation>, metrics: &Metrics) {
     let all = store.state();
-    let mut counts: Vec<(&'static str, i64)> = [
-        Phase::Pending,
-        Phase::Queued,
-        Phase::Initializing,
-        Phase::Running,
-        Phase::Succeeded,
-        Phase::Failed,
-    ]
-    .iter()
-    .map(|p| (status::phase_name(*p), 0))
-    .collect();
+    let mut counts: Vec<(&'static str, i64)> =
+        [Phase::Pending, Phase::Queued, Phase::Initializing, Phase::Running, Phase::Succeeded, Phase::Failed]
+            .iter()
+            .map(|p| (status::phase_name(*p), 0))
+            .collect();
     for sim in &all {
         let phase = status::phase_name(sim.status.as_ref().and_then(|s| s.phase).unwrap_or_default());
         if let Some(c) = counts.iter_mut().find(|(n, _)| *n == phase) {

@@ -125,10 +125,20 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
             if let Some(a) = &spec.artifacts {
                 env.push(json!({"name": "S3_BUCKET", "value": a.bucket}));
             }
-            ["scenario", "--scenario-ref", scenario, "--sim-name", &name, "--speed", &speed, "--cleanup-timeout", &cleanup]
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
+            [
+                "scenario",
+                "--scenario-ref",
+                scenario,
+                "--sim-name",
+                &name,
+                "--speed",
+                &speed,
+                "--cleanup-timeout",
+                &cleanup,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
         }
     };
 
@@ -147,9 +157,8 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
     if let Some(resources) = &driver.resources {
         container["resources"] = serde_json::to_value(resources).map_err(|e| Error::Internal(e.to_string()))?;
     }
-    let owner = sim
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::Internal(format!("Simulation {name} has no uid yet")))?;
+    let owner =
+        sim.controller_owner_ref(&()).ok_or_else(|| Error::Internal(format!("Simulation {name} has no uid yet")))?;
     let job = json!({
         "apiVersion": "batch/v1", "kind": "Job",
         "metadata": {
@@ -226,23 +235,15 @@ pub fn outcome(job: &Job, pods: &[Pod]) -> Outcome {
 pub fn pod_failure(pod: &Pod) -> Option<String> {
     let status = pod.status.as_ref()?;
     let name = pod.name_any();
-    if let Some(c) = status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| c.type_ == "DisruptionTarget" && c.status == "True")
-    {
+    if let Some(c) = status.conditions.iter().flatten().find(|c| c.type_ == "DisruptionTarget" && c.status == "True") {
         return Some(format!(
             "driver pod {name} was evicted or disrupted ({}{})",
             c.reason.as_deref().unwrap_or("DisruptionTarget"),
             c.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
         ));
     }
-    let terminated = status
-        .container_statuses
-        .iter()
-        .flatten()
-        .find_map(|cs| cs.state.as_ref()?.terminated.as_ref())?;
+    let terminated =
+        status.container_statuses.iter().flatten().find_map(|cs| cs.state.as_ref()?.terminated.as_ref())?;
     if terminated.exit_code == 0 {
         return None;
     }
@@ -262,6 +263,17 @@ pub fn pod_failure(pod: &Pod) -> Option<String> {
     })
 }
 
+/// Longest run summary kept in the status: a driver's error can be long, the status is not a log.
+pub const MAX_SUMMARY: usize = 400;
+
+/// `text` cut to [`MAX_SUMMARY`] characters (on a character boundary), with "…" when cut.
+pub fn bounded(text: &str) -> String {
+    match text.char_indices().nth(MAX_SUMMARY) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// The one-line summary of a finished run from the driver's own stage conditions: the Replay
 /// message on success, the first failed stage otherwise.
 pub fn driver_summary(sim: &Simulation) -> Option<String> {
@@ -273,7 +285,8 @@ pub fn driver_summary(sim: &Simulation) -> Option<String> {
         rehearsal_crds::conditions::POST_RUN_HOOKS,
         rehearsal_crds::conditions::ARTIFACTS_UPLOADED,
     ];
-    if let Some(c) = stages.iter().filter_map(|t| rehearsal_crds::conditions::find(conds, t)).find(|c| c.status == "False")
+    if let Some(c) =
+        stages.iter().filter_map(|t| rehearsal_crds::conditions::find(conds, t)).find(|c| c.status == "False")
     {
         return Some(format!("{} failed ({}): {}", c.type_, c.reason, c.message));
     }
@@ -308,7 +321,11 @@ mod tests {
     }
 
     fn args(job: &Job) -> Vec<String> {
-        job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|s| s.containers[0].args.clone().unwrap_or_default()).unwrap_or_default()
+        job.spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|s| s.containers[0].args.clone().unwrap_or_default())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -325,12 +342,28 @@ mod tests {
         assert_eq!(pod.service_account_name.as_deref(), Some("rehearsal-driver"));
         assert_eq!(pod.termination_grace_period_seconds, Some(360));
         let a = args(&job).join(" ");
-        assert!(a.starts_with("replay --sim-name shop --controller-ns rehearsal-system --virtual-ns-prefix virtual --speed 2.5"), "{a}");
-        assert!(a.contains("--trace-path s3://b/t.sktrace --run-index 1 --listen-address $(POD_IP) --admission-webhook-port 9443"), "{a}");
+        assert!(
+            a.starts_with(
+                "replay --sim-name shop --controller-ns rehearsal-system --virtual-ns-prefix virtual --speed 2.5"
+            ),
+            "{a}"
+        );
+        assert!(
+            a.contains(
+                "--trace-path s3://b/t.sktrace --run-index 1 --listen-address $(POD_IP) --admission-webhook-port 9443"
+            ),
+            "{a}"
+        );
         assert!(a.contains("--cert-path /etc/rehearsal/tls/tls.crt"), "{a}");
-        assert_eq!(env_value(&job, "AWS_ENDPOINT_URL").map(|v| v["value"].clone()), Some(json!("http://127.0.0.1:19000")));
+        assert_eq!(
+            env_value(&job, "AWS_ENDPOINT_URL").map(|v| v["value"].clone()),
+            Some(json!("http://127.0.0.1:19000"))
+        );
         let c = &pod.containers[0];
-        assert_eq!(c.env_from.as_ref().map(|e| e[0].secret_ref.as_ref().map(|s| s.name.clone())), Some(Some("s3".into())));
+        assert_eq!(
+            c.env_from.as_ref().map(|e| e[0].secret_ref.as_ref().map(|s| s.name.clone())),
+            Some(Some("s3".into()))
+        );
         assert_eq!(c.ports.as_ref().map(|p| p[0].container_port), Some(9443));
         assert!(c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some());
         assert_eq!(job.metadata.owner_references.as_ref().map(|o| o[0].kind.as_str()), Some("Simulation"));
@@ -344,7 +377,8 @@ mod tests {
         let src = Source::TraceConfigMap { config_map: "rehearsal-shop-trace".into(), key: "t.json".into() };
         let job = driver_job(&s, 0, &src, &Settings::example()).expect("job");
         assert!(args(&job).join(" ").contains("--trace-path /etc/rehearsal/trace/t.json"));
-        let s = sim(json!({"source": {"scenarioRef": {"name": "burst"}}, "driver": {"image": "mine/rehearsal-driver:x"}}));
+        let s =
+            sim(json!({"source": {"scenarioRef": {"name": "burst"}}, "driver": {"image": "mine/rehearsal-driver:x"}}));
         let job = driver_job(&s, 0, &Source::Scenario("burst".into()), &Settings::example()).expect("job");
         assert!(args(&job).join(" ").starts_with("scenario --scenario-ref burst --sim-name shop"));
         let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
@@ -353,12 +387,15 @@ mod tests {
     }
 
     fn job_with(conditions: Value, active: i32) -> Job {
-        serde_json::from_value(json!({"metadata": {"name": "shop-run-0"}, "status": {"conditions": conditions, "active": active}}))
-            .expect("job literal")
+        serde_json::from_value(
+            json!({"metadata": {"name": "shop-run-0"}, "status": {"conditions": conditions, "active": active}}),
+        )
+        .expect("job literal")
     }
 
     fn pod(status: Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "shop-run-0-abcde"}, "status": status})).expect("pod literal")
+        serde_json::from_value(json!({"metadata": {"name": "shop-run-0-abcde"}, "status": status}))
+            .expect("pod literal")
     }
 
     #[test]
@@ -371,23 +408,43 @@ mod tests {
         assert_eq!(outcome(&job_with(json!([{"type": "Complete", "status": "True"}]), 0), &[]), Outcome::Succeeded);
 
         let failed = json!([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]);
-        let oom = pod(json!({"phase": "Failed", "containerStatuses": [{"name": "driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}));
-        assert_eq!(outcome(&job_with(failed.clone(), 0), &[oom]), Outcome::Failed("driver pod shop-run-0-abcde was OOMKilled".into()));
-        let err = pod(json!({"phase": "Failed", "containerStatuses": [{"name": "driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "starting\nrehearsal-driver: replay of simulation shop: Replay failed: bad trace\n"}}}]}));
+        let oom = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+        );
+        assert_eq!(
+            outcome(&job_with(failed.clone(), 0), &[oom]),
+            Outcome::Failed("driver pod shop-run-0-abcde was OOMKilled".into())
+        );
+        let err = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "starting\nrehearsal-driver: replay of simulation shop: Replay failed: bad trace\n"}}}]}),
+        );
         assert_eq!(
             outcome(&job_with(failed.clone(), 0), &[err]),
             Outcome::Failed("driver pod shop-run-0-abcde exited with code 1 (Error): rehearsal-driver: replay of simulation shop: Replay failed: bad trace".into())
         );
-        let killed = pod(json!({"phase": "Failed", "containerStatuses": [{"name": "driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
-            "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}]}));
-        assert!(matches!(outcome(&job_with(failed.clone(), 0), &[killed]), Outcome::Failed(m) if m.contains("SIGKILL")));
-        let evicted = pod(json!({"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}));
-        assert!(matches!(outcome(&job_with(failed.clone(), 0), &[evicted]), Outcome::Failed(m) if m.contains("evicted") && m.contains("EvictionByEvictionAPI")));
+        let killed = pod(
+            json!({"phase": "Failed", "containerStatuses": [{"name": "driver", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}]}),
+        );
+        assert!(
+            matches!(outcome(&job_with(failed.clone(), 0), &[killed]), Outcome::Failed(m) if m.contains("SIGKILL"))
+        );
+        let evicted = pod(
+            json!({"phase": "Failed", "conditions": [{"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI", "message": "Eviction API: evicting"}]}),
+        );
+        assert!(
+            matches!(outcome(&job_with(failed.clone(), 0), &[evicted]), Outcome::Failed(m) if m.contains("evicted") && m.contains("EvictionByEvictionAPI"))
+        );
+        assert_eq!(bounded(&"é".repeat(500)).chars().count(), MAX_SUMMARY + 1);
+        assert_eq!(bounded("short"), "short");
         assert_eq!(
             outcome(&job_with(failed, 0), &[]),
-            Outcome::Failed("driver Job shop-run-0 failed (BackoffLimitExceeded: Job has reached the specified backoff limit)".into())
+            Outcome::Failed(
+                "driver Job shop-run-0 failed (BackoffLimitExceeded: Job has reached the specified backoff limit)"
+                    .into()
+            )
         );
     }
 }

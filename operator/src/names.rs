@@ -22,7 +22,7 @@ pub const FINALIZER: &str = "rehearsal.dev/cleanup";
 /// Secret holding the operator's webhook CA.
 pub const CA_SECRET: &str = "rehearsal-webhook-ca";
 /// Port of the driver's Service.
-pub const SERVICE_PORT: i32 = 443;
+pub const SERVICE_PORT: i32 = 8443;
 
 /// Driver Job of run `index` (0-based).
 pub fn job(simulation: &str, index: u32) -> String {

@@ -11,6 +11,7 @@ mod node;
 mod pods;
 mod process;
 mod retry;
+mod services;
 mod status;
 mod volumes;
 mod worker;
@@ -145,6 +146,7 @@ async fn run(args: Args, guard: Option<Arc<guard::Guard>>) -> Result<(), Startup
         let shutdown = shutdown.clone();
         async move { agent.run(None, shutdown).await }
     });
+    let proxy = tokio::spawn(services::run(ctx.clone(), shutdown.clone()));
     let watch = tokio::spawn(pods::run(ctx, shutdown.clone()));
 
     tokio::select! {
@@ -154,6 +156,9 @@ async fn run(args: Args, guard: Option<Arc<guard::Guard>>) -> Result<(), Startup
     shutdown.cancel();
     if let Err(error) = watch.await {
         tracing::error!(%error, "pod watch task failed");
+    }
+    if let Err(error) = proxy.await {
+        tracing::error!(%error, "service proxy task failed");
     }
     if let Err(error) = heartbeat.await {
         tracing::error!(%error, "heartbeat task failed");
