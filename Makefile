@@ -67,6 +67,7 @@ demo: cluster-bins
 bench: cluster-bins
 	e2e/run-with-sandbox.sh e2e/bench.sh
 	e2e/run-with-sandbox.sh e2e/bench-scenario.sh
+	e2e/run-with-sandbox.sh e2e/bench-operator.sh
 
 ## scenario-driver-build / scenario-driver-run: the Karpenter scenario driver's targets, for
 ## rehearsal-driver scenario. The run reads SCENARIO, NAMESPACE, LOG_DIR, KUBECONFIG, S3_BUCKET

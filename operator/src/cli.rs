@@ -18,7 +18,8 @@ pub struct Args {
     /// leader-election Lease live there.
     #[arg(long, env = "POD_NAMESPACE", default_value = "rehearsal-system")]
     pub namespace: String,
-    /// Identity of this replica for leader election [default: the pod name, else the host name].
+    /// Identity of this replica for leader election [default: <host>-<pid>-<random>; the
+    /// Deployment sets the pod name].
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
     /// Image of the driver Jobs (a Simulation's spec.driver.image overrides it).

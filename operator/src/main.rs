@@ -25,6 +25,10 @@ async fn main() -> ExitCode {
         }
     };
     let settings = Settings::from(&args);
+    if let Err(err) = rehearsal_operator::webhook::cert_settings(&settings).validate() {
+        eprintln!("rehearsal-operator: {err}");
+        return ExitCode::from(2);
+    }
     let metrics = Arc::new(Metrics::new());
     let health = Arc::new(web::Health::new());
     let server = match web::serve(args.metrics_address, metrics.clone(), health.clone()).await {

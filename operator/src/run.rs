@@ -37,6 +37,9 @@ pub async fn controllers(
     let scenarios: Api<Scenario> = Api::all(client.clone());
     let job_filter = watcher::Config::default().labels(&format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGED_BY));
 
+    // Both controllers' series show (at zero) before their first reconcile.
+    metrics.init_controller("simulation");
+    metrics.init_controller("scenario");
     let sim_controller = Controller::new(sims, watcher::Config::default());
     let store = sim_controller.store();
     let recorder = Recorder::new(

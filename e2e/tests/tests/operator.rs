@@ -43,9 +43,13 @@ async fn install(client: &Client) {
     let (ok, out) = kubectl(&["apply", "--server-side", "--force-conflicts", "-k", &dir.to_string_lossy()]).await;
     assert!(ok, "kubectl apply -k config/default failed:\n{out}");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    wait_for(&deployments, "rehearsal-operator", Duration::from_secs(120), "2 ready replicas", |d: Option<&Deployment>| {
-        d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2)
-    })
+    wait_for(
+        &deployments,
+        "rehearsal-operator",
+        Duration::from_secs(120),
+        "2 ready replicas",
+        |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
+    )
     .await;
     leader(client).await;
 }
@@ -168,9 +172,34 @@ async fn driver_pod(client: &Client, sim: &str, run: u32) -> Pod {
     let job = format!("{sim}-run-{run}");
     poll_until(Duration::from_secs(60), &format!("the driver pod of {job} running"), || async {
         let list = pods.list(&ListParams::default().labels(&format!("job-name={job}"))).await.ok()?;
-        list.items.into_iter().find(|p| pid_of(p).is_some() && p.status.as_ref()?.phase.as_deref() == Some("Running"))
+        list.items.into_iter().find(|p| {
+            pid_of(p).is_some() && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
     })
     .await
+}
+
+/// The kstatus verdict of a live Simulation, by sigs.k8s.io/cli-utils itself (the Go command
+/// that e2e/gitops/build.sh builds): "InProgress", "Current", "Failed", ...
+async fn kstatus(name: &str) -> String {
+    let build = repo().join("e2e/gitops/build.sh");
+    let out = Command::new(&build).output().await.unwrap_or_else(|e| panic!("{}: {e}", build.display()));
+    assert!(out.status.success(), "e2e/gitops/build.sh: {}", String::from_utf8_lossy(&out.stderr));
+    let bin = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (ok, json) = kubectl(&["get", "simulation", name, "-o", "json"]).await;
+    assert!(ok, "{json}");
+    let mut child = Command::new(&bin)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{bin}: {e}"));
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt;
+        stdin.write_all(json.as_bytes()).await.expect("write the object to kstatus");
+    }
+    let out = child.wait_with_output().await.expect("kstatus");
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    line.split(':').next().unwrap_or_default().trim().to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,11 +230,14 @@ async fn trace_with_two_repetitions(client: Client) {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "virtual-shop");
     let mutated = poll_until(Duration::from_secs(90), "a replayed pod mutated and on a virtual node", || async {
         let list = pods.list(&ListParams::default().labels(&format!("{SIMULATION_LABEL}={name}"))).await.ok()?;
-        list.items.into_iter().find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| n.starts_with("kwok-node-")))
+        list.items
+            .into_iter()
+            .find(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| n.starts_with("kwok-node-")))
     })
     .await;
     let spec = mutated.spec.as_ref().expect("pod spec");
     assert_eq!(spec.node_selector.as_ref().and_then(|s| s.get("type")).map(String::as_str), Some("virtual"));
+    assert_eq!(kstatus(&name).await, "InProgress", "kstatus while running");
 
     let done = wait_phase(&client, &name, Phase::Succeeded, Duration::from_secs(180)).await;
     let st = done.status.clone().expect("status");
@@ -224,8 +256,10 @@ async fn trace_with_two_repetitions(client: Client) {
     assert_eq!(condition(&done, "Stalled").map(|c| c.0), Some("False".into()));
     assert_eq!(condition(&done, "Reconciling").map(|c| c.0), Some("False".into()));
     assert_eq!(condition(&done, "Replay").map(|c| c.0), Some("True".into()), "the driver's stage conditions stay");
+    assert_eq!(kstatus(&name).await, "Current", "kstatus once succeeded");
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let list = jobs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("jobs");
+    let list =
+        jobs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("jobs");
     assert_eq!(list.items.len(), 2, "one Job per run");
 
     // The printer columns show real values.
@@ -262,9 +296,14 @@ async fn s3_and_http_sources(client: Client) {
         "AWS_ACCESS_KEY_ID": sandbox_env("AWS_ACCESS_KEY_ID"), "AWS_SECRET_ACCESS_KEY": sandbox_env("AWS_SECRET_ACCESS_KEY")}}));
     secrets.create(&PostParams::default(), &secret).await.expect("credentials Secret");
     let name = unique("s3-trace");
-    create_sim(&client, &name, json!({"source": {"trace": {"uri": format!("s3://{bucket}/{key}")}}, "speed": 8,
+    create_sim(
+        &client,
+        &name,
+        json!({"source": {"trace": {"uri": format!("s3://{bucket}/{key}")}}, "speed": 8,
         "artifacts": {"bucket": bucket, "endpoint": sandbox_env("AWS_ENDPOINT_URL"), "region": "us-east-1",
-                      "credentialsSecret": {"name": secret_name}}})).await;
+                      "credentialsSecret": {"name": secret_name}}}),
+    )
+    .await;
     let done = wait_phase(&client, &name, Phase::Succeeded, Duration::from_secs(120)).await;
     assert_eq!(done.status.as_ref().and_then(|s| s.completed_runs), Some(1));
     delete_sim(&client, &name).await;
@@ -284,7 +323,12 @@ async fn s3_and_http_sources(client: Client) {
         }
     });
     let name = unique("http-trace");
-    create_sim(&client, &name, json!({"source": {"trace": {"uri": format!("http://{addr}/shop-burst.json")}}, "speed": 8})).await;
+    create_sim(
+        &client,
+        &name,
+        json!({"source": {"trace": {"uri": format!("http://{addr}/shop-burst.json")}}, "speed": 8}),
+    )
+    .await;
     wait_phase(&client, &name, Phase::Succeeded, Duration::from_secs(120)).await;
     server.abort();
     delete_sim(&client, &name).await;
@@ -308,10 +352,11 @@ async fn scenarios(client: Client) {
     let scn = unique("burst");
     let name = unique("scn-sim");
     create_sim(&client, &name, json!({"source": {"scenarioRef": {"name": scn}}, "speed": 4})).await;
-    let stalled = wait_for(&sims(&client), &name, Duration::from_secs(30), "Stalled (no Scenario)", |s: Option<&Simulation>| {
-        s.and_then(|s| condition(s, "Stalled")).is_some_and(|c| c.0 == "True" && c.1 == "ScenarioNotFound")
-    })
-    .await;
+    let stalled =
+        wait_for(&sims(&client), &name, Duration::from_secs(30), "Stalled (no Scenario)", |s: Option<&Simulation>| {
+            s.and_then(|s| condition(s, "Stalled")).is_some_and(|c| c.0 == "True" && c.1 == "ScenarioNotFound")
+        })
+        .await;
     let msg = condition(&stalled, "Stalled").map(|c| c.2).unwrap_or_default();
     assert!(msg.contains("spec.source.scenarioRef.name") && msg.contains(&scn), "{msg}");
 
@@ -319,9 +364,13 @@ async fn scenarios(client: Client) {
     let mut bad = scenario_object(&scn, &format!("{scn}-ns"), 3);
     bad.spec.steps[0].actions[0].data.as_mut().expect("data").name = Some("nope".into());
     scenarios.create(&PostParams::default(), &bad).await.expect("create the invalid Scenario");
-    let stalled = wait_for(&sims(&client), &name, Duration::from_secs(30), "Stalled (invalid Scenario)", |s: Option<&Simulation>| {
-        s.and_then(|s| condition(s, "Stalled")).is_some_and(|c| c.1 == "ScenarioInvalid")
-    })
+    let stalled = wait_for(
+        &sims(&client),
+        &name,
+        Duration::from_secs(30),
+        "Stalled (invalid Scenario)",
+        |s: Option<&Simulation>| s.and_then(|s| condition(s, "Stalled")).is_some_and(|c| c.1 == "ScenarioInvalid"),
+    )
     .await;
     let msg = condition(&stalled, "Stalled").map(|c| c.2).unwrap_or_default();
     assert!(msg.contains("nope"), "the Scenario's problem is named: {msg}");
@@ -337,7 +386,13 @@ async fn scenarios(client: Client) {
     let row = table.lines().nth(1).unwrap_or_default().to_string();
     assert!(row.contains("True") && row.contains(" 2 ") && row.contains("2s"), "Valid/Steps/Duration columns: {table}");
     delete_sim(&client, &name).await;
-    assert!(Api::<Namespace>::all(client.clone()).get_opt(&format!("{scn}-ns")).await.expect("get").is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
+    assert!(
+        Api::<Namespace>::all(client.clone())
+            .get_opt(&format!("{scn}-ns"))
+            .await
+            .expect("get")
+            .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+    );
     let _ = scenarios.delete(&scn, &DeleteParams::default()).await;
 }
 
@@ -356,6 +411,7 @@ async fn queue_of_two(client: Client) {
     let queued = wait_phase(&client, &second, Phase::Queued, Duration::from_secs(30)).await;
     let msg = condition(&queued, "Reconciling").map(|c| c.2).unwrap_or_default();
     assert!(msg.contains(&first), "the message names the Simulation ahead: {msg}");
+    assert_eq!(kstatus(&second).await, "InProgress", "kstatus while queued");
     let done_first = wait_phase(&client, &first, Phase::Succeeded, Duration::from_secs(120)).await;
     let done_second = wait_phase(&client, &second, Phase::Succeeded, Duration::from_secs(120)).await;
     let end_first = done_first.status.and_then(|s| s.completion_time).expect("first completion");
@@ -402,7 +458,15 @@ async fn driver_dies(client: Client) {
         match how {
             "kill" => {
                 let pid = pid_of(&driver).expect("driver pid");
-                let (ok, out) = (Command::new("kill").args(["-9", &pid.to_string()]).status().await.map(|s| s.success()).unwrap_or(false), String::new());
+                let (ok, out) = (
+                    Command::new("kill")
+                        .args(["-9", &pid.to_string()])
+                        .status()
+                        .await
+                        .map(|s| s.success())
+                        .unwrap_or(false),
+                    String::new(),
+                );
                 assert!(ok, "kill -9 {pid} {out}");
             }
             _ => {
@@ -422,11 +486,25 @@ async fn driver_dies(client: Client) {
         assert_eq!(st.runs.len(), 1, "no second run after a failure: {:?}", st.runs);
         let stalled = condition(&failed, "Stalled").expect("Stalled");
         assert_eq!((stalled.0.as_str(), stalled.1.as_str()), ("True", "RunFailed"));
+        assert_eq!(kstatus(&name).await, "Failed", "kstatus once failed");
         // The operator's cleanup: no root, no virtual namespace, no webhook configuration now.
         let roots: Api<SimulationRoot> = Api::all(client.clone());
-        assert!(roots.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("roots").items.is_empty());
+        assert!(
+            roots
+                .list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}")))
+                .await
+                .expect("roots")
+                .items
+                .is_empty()
+        );
         let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-        assert!(mwcs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("mwcs").items.is_empty());
+        assert!(
+            mwcs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}")))
+                .await
+                .expect("mwcs")
+                .items
+                .is_empty()
+        );
         let (_, described) = kubectl(&["describe", "simulation", &name]).await;
         assert!(described.contains("RunFailed"), "{described}");
         delete_sim(&client, &name).await;
@@ -443,7 +521,9 @@ async fn leader_killed_mid_run(client: Client) {
     // Exactly one replica says it leads.
     let mut leading = 0;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
-    for p in pods.list(&ListParams::default().labels("app.kubernetes.io/name=rehearsal-operator")).await.expect("pods").items {
+    for p in
+        pods.list(&ListParams::default().labels("app.kubernetes.io/name=rehearsal-operator")).await.expect("pods").items
+    {
         let ip = p.status.as_ref().and_then(|s| s.pod_ip.clone()).expect("pod ip");
         let body = reqwest_get(&format!("http://{ip}:8080/metrics")).await;
         if body.lines().any(|l| l.trim() == "rehearsal_leader 1") {
@@ -463,19 +543,29 @@ async fn leader_killed_mid_run(client: Client) {
         (l.name_any() != before.name_any()).then_some(l)
     })
     .await;
-    eprintln!("leader {} killed; {} leads after {:.1} s", before.name_any(), after.name_any(), killed_at.elapsed().as_secs_f64());
+    eprintln!(
+        "leader {} killed; {} leads after {:.1} s",
+        before.name_any(),
+        after.name_any(),
+        killed_at.elapsed().as_secs_f64()
+    );
     let done = wait_phase(&client, &name, Phase::Succeeded, Duration::from_secs(120)).await;
     let st = done.status.expect("status");
     assert_eq!((st.runs.len(), st.completed_runs), (1, Some(1)), "{:?}", st.runs);
     let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
-    let list = jobs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("jobs");
+    let list =
+        jobs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("jobs");
     assert_eq!(list.items.len(), 1, "no duplicate Job");
     delete_sim(&client, &name).await;
     // The Deployment brings the killed replica back as a standby.
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    wait_for(&deployments, "rehearsal-operator", Duration::from_secs(120), "2 ready replicas again", |d: Option<&Deployment>| {
-        d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2)
-    })
+    wait_for(
+        &deployments,
+        "rehearsal-operator",
+        Duration::from_secs(120),
+        "2 ready replicas again",
+        |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
+    )
     .await;
     let _ = delete_and_wait(&Api::<Namespace>::all(client.clone()), &scratch, Duration::from_secs(60)).await;
 }
@@ -485,7 +575,9 @@ async fn reqwest_get(url: &str) -> String {
     let rest = url.strip_prefix("http://").expect("http url");
     let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}"))).expect("path");
     let mut sock = tokio::net::TcpStream::connect(host).await.unwrap_or_else(|e| panic!("connect {url}: {e}"));
-    sock.write_all(format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes()).await.expect("send");
+    sock.write_all(format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("send");
     let mut body = String::new();
     sock.read_to_string(&mut body).await.expect("read");
     body
@@ -494,8 +586,13 @@ async fn reqwest_get(url: &str) -> String {
 /// Bad Simulations get clear status messages; the spec cannot change except `suspend`.
 async fn bad_simulations_and_spec_edits(client: Client) {
     let name = unique("no-secret");
-    create_sim(&client, &name, json!({"source": {"trace": {"uri": "s3://b/t"}},
-        "artifacts": {"bucket": "bucket", "credentialsSecret": {"name": "missing-secret"}}})).await;
+    create_sim(
+        &client,
+        &name,
+        json!({"source": {"trace": {"uri": "s3://b/t"}},
+        "artifacts": {"bucket": "bucket", "credentialsSecret": {"name": "missing-secret"}}}),
+    )
+    .await;
     let stalled = wait_for(&sims(&client), &name, Duration::from_secs(30), "Stalled", |s: Option<&Simulation>| {
         s.and_then(|s| condition(s, "Stalled")).is_some_and(|c| c.0 == "True")
     })
@@ -546,10 +643,17 @@ async fn rbac(_client: Client) {
         assert_eq!(out.trim(), want, "kubectl {}", a.join(" "));
     }
     // RBAC cannot deny, so the policy does: the driver cannot write in kube-system.
-    let (ok, out) = kubectl(&["create", "configmap", "probe", "-n", "kube-system", "--dry-run=server", "--as", driver]).await;
+    let (ok, out) =
+        kubectl(&["create", "configmap", "probe", "-n", "kube-system", "--dry-run=server", "--as", driver]).await;
     assert!(!ok && out.contains("may not write in namespace kube-system"), "{out}");
     // Nobody is bound to cluster-admin by the install.
-    let (_, out) = kubectl(&["get", "clusterrolebindings", "-o", "jsonpath={range .items[?(@.roleRef.name==\"cluster-admin\")]}{.subjects[*].name}{\"\\n\"}{end}"]).await;
+    let (_, out) = kubectl(&[
+        "get",
+        "clusterrolebindings",
+        "-o",
+        "jsonpath={range .items[?(@.roleRef.name==\"cluster-admin\")]}{.subjects[*].name}{\"\\n\"}{end}",
+    ])
+    .await;
     assert!(!out.contains("rehearsal"), "{out}");
 }
 
