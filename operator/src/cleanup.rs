@@ -158,6 +158,9 @@ mod tests {
         assert!(Leftovers::default().into_result().is_ok());
         let many = Leftovers((0..7).map(|i| format!("Namespace v-{i}")).collect());
         let msg = many.into_result().expect_err("waiting").to_string();
-        assert_eq!(msg, "waiting: still deleting Namespace v-0, Namespace v-1, Namespace v-2, Namespace v-3, Namespace v-4 and 2 more");
+        assert_eq!(
+            msg,
+            "waiting: still deleting Namespace v-0, Namespace v-1, Namespace v-2, Namespace v-3, Namespace v-4 and 2 more"
+        );
     }
 }

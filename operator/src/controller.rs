@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, ServiceAccount};
@@ -49,6 +49,9 @@ pub struct Context {
     queue_lock: tokio::sync::Mutex<()>,
     /// Consecutive failures per Simulation, for backoff.
     failures: Mutex<HashMap<String, u32>>,
+    /// When each running trace Simulation's certificates were last checked (a cache: a restart
+    /// just checks again).
+    cert_checks: Mutex<HashMap<String, Instant>>,
 }
 
 impl Context {
@@ -68,11 +71,22 @@ impl Context {
             store,
             queue_lock: tokio::sync::Mutex::new(()),
             failures: Mutex::new(HashMap::new()),
+            cert_checks: Mutex::new(HashMap::new()),
         }
     }
 
     /// Publishes an Event; `action` tells repeats apart (the recorder folds events with the same
     /// reason and action into one series, keeping the first note), e.g. "Run2".
+    /// True when the certificates of `sim` were not checked for [`CERT_CHECK_INTERVAL`].
+    fn cert_check_due(&self, sim: &str) -> bool {
+        let Ok(mut checks) = self.cert_checks.lock() else { return true };
+        let due = checks.get(sim).is_none_or(|t| t.elapsed() >= CERT_CHECK_INTERVAL);
+        if due {
+            checks.insert(sim.to_string(), Instant::now());
+        }
+        due
+    }
+
     async fn event(&self, sim: &Simulation, type_: EventType, reason: &str, action: &str, note: String) {
         let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
         if let Err(e) = self.recorder.publish(&event, &sim.object_ref(&())).await {
@@ -80,6 +94,9 @@ impl Context {
         }
     }
 }
+
+/// How often a running trace run's CA bundle and serving certificate are checked for rotation.
+const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Reconciles one Simulation (wrapped in the finalizer).
 pub async fn reconcile(sim: Arc<Simulation>, ctx: Arc<Context>) -> Result<Action, finalizer::Error<Error>> {
@@ -194,6 +211,11 @@ async fn apply(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
             };
             if sim.spec.suspend {
                 st.message.push_str("; suspended: no further run starts after this one");
+            }
+            // A long replay outlives a certificate's renewal point: rotate without stopping it
+            // (the old CA stays in the bundle, the driver's key pair stays until renewed).
+            if sim.spec.source.trace.is_some() && ctx.cert_check_due(&sim.name_any()) {
+                webhook::ensure_all(&ctx.client, &ctx.settings, &sim, index).await?;
             }
             st.apply(&api, &sim).await?;
             Ok(Action::requeue(Duration::from_secs(300)))

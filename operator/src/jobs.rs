@@ -220,7 +220,17 @@ pub fn outcome(job: &Job, pods: &[Pod]) -> Outcome {
             failed.reason.as_deref().unwrap_or("no reason"),
             failed.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
         );
-        return Outcome::Failed(pods.iter().find_map(pod_failure).unwrap_or(job_reason));
+        if let Some(why) = pods.iter().find_map(pod_failure) {
+            return Outcome::Failed(why);
+        }
+        // No pod left to ask: it was deleted (by someone, or with its node) before it finished.
+        if pods.is_empty() && status.failed.unwrap_or(0) > 0 {
+            return Outcome::Failed(format!(
+                "the driver pod of Job {} was deleted before the run finished (by hand, an eviction or a lost node); {job_reason}",
+                job.name_any()
+            ));
+        }
+        return Outcome::Failed(job_reason);
     }
     if status.active.unwrap_or(0) > 0
         && pods.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))

@@ -28,9 +28,7 @@ impl Entry {
     pub fn of(sim: &Simulation) -> Entry {
         let status = sim.status.as_ref();
         let phase = status.and_then(|s| s.phase).unwrap_or_default();
-        let stalled = status
-            .and_then(|s| conditions::find(&s.conditions, STALLED))
-            .is_some_and(|c| c.status == "True");
+        let stalled = status.and_then(|s| conditions::find(&s.conditions, STALLED)).is_some_and(|c| c.status == "True");
         let deleting = sim.metadata.deletion_timestamp.is_some();
         let active = matches!(phase, Phase::Initializing | Phase::Running);
         let finished = matches!(phase, Phase::Succeeded | Phase::Failed);
@@ -73,10 +71,10 @@ pub fn decide(me: &str, entries: &[Entry], max_active: usize) -> Decision {
     // oldest one running.
     let ahead = match position.checked_sub(1).and_then(|p| waiting.get(p)) {
         Some(e) if position >= free && free > 0 => e.name.clone(),
-        _ => active.iter().min_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name))).map_or_else(
-            || waiting.first().map(|e| e.name.clone()).unwrap_or_default(),
-            |e| e.name.clone(),
-        ),
+        _ => active
+            .iter()
+            .min_by(|a, b| (a.created, &a.name).cmp(&(b.created, &b.name)))
+            .map_or_else(|| waiting.first().map(|e| e.name.clone()).unwrap_or_default(), |e| e.name.clone()),
     };
     Decision::Wait { position: position + 1, ahead }
 }

@@ -53,9 +53,20 @@ impl Verdict {
     /// The Valid condition.
     pub fn condition(&self, generation: Option<i64>, previous: &[Condition]) -> Condition {
         match &self.problem {
-            None => condition(conditions::VALID, Status::True, "Valid", "the scenario passed validation", generation, previous),
+            None => condition(
+                conditions::VALID,
+                Status::True,
+                "Valid",
+                "the scenario passed validation",
+                generation,
+                previous,
+            ),
             Some(p) => {
-                let more = if self.problems > 1 { format!(" (and {} more problems)", self.problems - 1) } else { String::new() };
+                let more = if self.problems > 1 {
+                    format!(" (and {} more problems)", self.problems - 1)
+                } else {
+                    String::new()
+                };
                 condition(conditions::VALID, Status::False, "Invalid", format!("{p}{more}"), generation, previous)
             }
         }
@@ -104,7 +115,9 @@ mod tests {
 
     #[test]
     fn valid_and_invalid_scenarios() {
-        let ok = scenario(json!({"timestep": 15, "steps": [{"name": "1", "actions": []}, {"name": "2", "actions": []}, {"name": "3", "actions": []}]}));
+        let ok = scenario(
+            json!({"timestep": 15, "steps": [{"name": "1", "actions": []}, {"name": "2", "actions": []}, {"name": "3", "actions": []}]}),
+        );
         let v = verdict(&ok);
         assert_eq!((v.problem.as_deref(), v.steps, v.expected_duration.as_str()), (None, 3, "30s"));
         assert_eq!(v.condition(Some(2), &[]).status, "True");

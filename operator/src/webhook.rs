@@ -48,7 +48,9 @@ pub async fn ensure_ca(client: &kube::Client, settings: &Settings) -> Result<CaS
                 Ok(set)
             }
             // Another replica (or an earlier attempt) made it first: use that one.
-            Err(e) if is_conflict(&e) => Err(Error::Waiting(format!("Secret {} was created meanwhile", names::CA_SECRET))),
+            Err(e) if is_conflict(&e) => {
+                Err(Error::Waiting(format!("Secret {} was created meanwhile", names::CA_SECRET)))
+            }
             Err(e) => Err(Error::kube(secret_action("create", settings, names::CA_SECRET), e)),
         };
     };
@@ -69,14 +71,22 @@ pub async fn ensure_ca(client: &kube::Client, settings: &Settings) -> Result<CaS
         api.replace(names::CA_SECRET, &PostParams::default(), &updated)
             .await
             .context(|| secret_action("rotate", settings, names::CA_SECRET))?;
-        tracing::info!(secret = names::CA_SECRET, "rotated the webhook CA; the old one stays in the bundle until it expires");
+        tracing::info!(
+            secret = names::CA_SECRET,
+            "rotated the webhook CA; the old one stays in the bundle until it expires"
+        );
     }
     Ok(set)
 }
 
 /// Makes sure the simulation's serving certificate exists, was issued by a CA of the bundle and
 /// is not due for renewal.
-pub async fn ensure_serving_secret(client: &kube::Client, settings: &Settings, sim: &Simulation, ca: &CaSet) -> Result<()> {
+pub async fn ensure_serving_secret(
+    client: &kube::Client,
+    settings: &Settings,
+    sim: &Simulation,
+    ca: &CaSet,
+) -> Result<()> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
     let name = names::serving_secret(&sim.name_any());
     let cert_settings = cert_settings(settings);
