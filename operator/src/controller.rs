@@ -102,6 +102,15 @@ const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(600);
 pub async fn reconcile(sim: Arc<Simulation>, ctx: Arc<Context>) -> Result<Action, finalizer::Error<Error>> {
     let _timer = ctx.metrics.reconcile_timer("simulation");
     let api: Api<Simulation> = Api::all(ctx.client.clone());
+    // The cached object can be older than the status this operator wrote a moment ago (a Job
+    // event may arrive before the Simulation's own): decide on a fresh read, or a stale copy
+    // would undo the last step.
+    let name = sim.name_any();
+    let sim = match api.get_opt(&name).await {
+        Ok(Some(fresh)) => Arc::new(fresh),
+        Ok(None) => return Ok(Action::await_change()),
+        Err(e) => return Err(finalizer::Error::ApplyFailed(Error::kube(format!("read Simulation {name}"), e))),
+    };
     let result = finalizer(&api, names::FINALIZER, sim, |event| async {
         match event {
             finalizer::Event::Apply(sim) => apply(sim, &ctx).await,

@@ -334,6 +334,30 @@ async fn s3_and_http_sources(client: Client) {
     delete_sim(&client, &name).await;
 }
 
+/// A trace of almost 1 MiB (the most a ConfigMap holds) through `configMapRef`: copied into the
+/// operator's namespace, mounted into the driver Job, replayed.
+async fn one_mib_config_map_trace(client: Client) {
+    let scratch = scratch_namespace(&client).await;
+    let objects: Vec<Value> = (0..10)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("blob-{i}"), "namespace": "big"}, "data": {"blob": "x".repeat(100_000)}}))
+        .collect();
+    let trace = json!({"version": 2, "config": {"trackedObjects": {}}, "events": [
+        {"ts": 1_767_225_600, "applied_objs": objects, "deleted_objs": []}]});
+    let text = serde_json::to_string(&trace).expect("trace JSON");
+    assert!(text.len() > 1_000_000 && text.len() < 1_048_576, "{} bytes", text.len());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &scratch);
+    let cm: ConfigMap = object(json!({"metadata": {"name": "big"}, "data": {"big.json": text}}));
+    cms.create(&PostParams::default(), &cm).await.expect("a ConfigMap of almost 1 MiB");
+    let name = unique("one-mib");
+    create_sim(&client, &name, json!({"source": {"trace": {"configMapRef": {"namespace": scratch, "name": "big", "key": "big.json"}}}, "speed": 10})).await;
+    let done = wait_phase(&client, &name, Phase::Succeeded, Duration::from_secs(120)).await;
+    let summary = done.status.and_then(|s| s.runs.first().and_then(|r| r.summary.clone())).unwrap_or_default();
+    assert!(summary.contains("10 objects applied"), "{summary}");
+    delete_sim(&client, &name).await;
+    let _ = delete_and_wait(&Api::<Namespace>::all(client.clone()), &scratch, Duration::from_secs(60)).await;
+}
+
 fn scenario_object(name: &str, namespace: &str, replicas: i32) -> Scenario {
     object(json!({"apiVersion": "rehearsal.dev/v1alpha1", "kind": "Scenario", "metadata": {"name": name},
         "spec": {"timestep": 2, "namespace": namespace, "runId": name,
@@ -631,7 +655,8 @@ async fn rbac(_client: Client) {
         (driver, vec!["create", "rolebindings", "-n", "virtual-x"], "no"),
         (driver, vec!["create", "clusterroles"], "no"),
         (driver, vec!["create", "deployments", "-n", "virtual-x"], "yes"),
-        (driver, vec!["patch", "simulations/status"], "yes"),
+        (driver, vec!["patch", "simulations", "--subresource=status"], "yes"),
+        (driver, vec!["update", "simulations"], "no"),
         (operator, vec!["create", "clusterrolebindings"], "no"),
         (operator, vec!["get", "secrets", "-n", "kube-system"], "no"),
         (operator, vec!["create", "jobs", "-n", NS], "yes"),
@@ -694,6 +719,7 @@ async fn operator_end_to_end() {
         case(&mut failures, "queue_of_two", &client, queue_of_two).await;
         case(&mut failures, "bad_simulations_and_spec_edits", &client, bad_simulations_and_spec_edits).await;
         case(&mut failures, "s3_and_http_sources", &client, s3_and_http_sources).await;
+        case(&mut failures, "one_mib_config_map_trace", &client, one_mib_config_map_trace).await;
         case(&mut failures, "delete_mid_run", &client, delete_mid_run).await;
         case(&mut failures, "driver_dies", &client, driver_dies).await;
         case(&mut failures, "leader_killed_mid_run", &client, leader_killed_mid_run).await;
