@@ -599,6 +599,14 @@ async fn check_and_prepare(sim: &Simulation, ctx: &Context) -> Result<Source> {
     Ok(Source::TraceConfigMap { config_map: copy_name, key: cm.key.clone() })
 }
 
+/// The Simulation owning a driver Job (cluster-scoped: no namespace in the reference).
+pub fn owner_of(job: &Job) -> Option<ObjectRef<Simulation>> {
+    job.owner_references()
+        .iter()
+        .find(|o| o.kind == "Simulation" && o.api_version == "rehearsal.dev/v1alpha1")
+        .map(|o| ObjectRef::new(&o.name))
+}
+
 /// The Simulations that refer to a Scenario (for the Scenario watch).
 pub fn simulations_of(store: &Store<Simulation>, scenario: &Scenario) -> Vec<ObjectRef<Simulation>> {
     let name = scenario.name_any();
@@ -675,4 +683,21 @@ pub struct ScenarioContext {
     pub client: kube::Client,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_maps_to_its_simulation_without_a_namespace() {
+        let job: Job = serde_json::from_value(json!({"metadata": {"name": "s-run-0", "namespace": "rehearsal-system",
+            "ownerReferences": [{"apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "name": "s", "uid": "u"}]}}))
+        .expect("job literal");
+        let owner = owner_of(&job).expect("owner");
+        assert_eq!(owner, ObjectRef::<Simulation>::new("s"));
+        assert_eq!(owner.namespace, None);
+        let orphan: Job = serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("job literal");
+        assert_eq!(owner_of(&orphan), None);
+    }
 }

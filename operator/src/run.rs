@@ -50,7 +50,10 @@ pub async fn controllers(
     let mapper_store = store.clone();
     let queue_store = store.clone();
     let sim_run = sim_controller
-        .owns(jobs, job_filter)
+        // Not `.owns()`: that keys the owner by the Job's namespace, and a cluster-scoped
+        // Simulation would then have two keys (with and without it) and be reconciled twice at
+        // once. The mapper names it without a namespace, as its own watch does.
+        .watches(jobs, job_filter, |job| controller::owner_of(&job))
         .watches(scenarios.clone(), watcher::Config::default(), move |scn| {
             controller::simulations_of(&mapper_store, &scn)
         })
