@@ -339,8 +339,10 @@ async fn s3_and_http_sources(client: Client) {
 async fn one_mib_config_map_trace(client: Client) {
     let scratch = scratch_namespace(&client).await;
     let objects: Vec<Value> = (0..10)
-        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": format!("blob-{i}"), "namespace": "big"}, "data": {"blob": "x".repeat(100_000)}}))
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": format!("blob-{i}"), "namespace": "big"}, "data": {"blob": "x".repeat(100_000)}})
+        })
         .collect();
     let trace = json!({"version": 2, "config": {"trackedObjects": {}}, "events": [
         {"ts": 1_767_225_600, "applied_objs": objects, "deleted_objs": []}]});
@@ -670,9 +672,17 @@ async fn rbac(_client: Client) {
         assert_eq!(answer, Some(want), "kubectl {}: {out}", a.join(" "));
     }
     // RBAC cannot deny, so the policy does: the driver cannot write in kube-system.
-    let (ok, out) =
-        kubectl(&["create", "configmap", "probe", "-n", "kube-system", "--dry-run=server", "--as", driver]).await;
-    assert!(!ok && out.contains("may not write in namespace kube-system"), "{out}");
+    // A new policy takes effect a moment after it is created (the API server loads it).
+    let out = poll_until(Duration::from_secs(30), "the driver's namespace policy in effect", || async {
+        let (ok, out) =
+            kubectl(&["create", "configmap", "probe", "-n", "kube-system", "--dry-run=server", "--as", driver]).await;
+        (!ok).then_some(out)
+    })
+    .await;
+    assert!(out.contains("may not write in namespace kube-system"), "{out}");
+    // ...and a virtual namespace stays writable.
+    let (ok, out) = kubectl(&["create", "namespace", "virtual-rbac-probe", "--dry-run=server", "--as", driver]).await;
+    assert!(ok, "{out}");
     // Nobody is bound to cluster-admin by the install.
     let (_, out) = kubectl(&[
         "get",
