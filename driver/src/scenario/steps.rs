@@ -12,6 +12,7 @@ use rehearsal_crds::ActionType;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::directory::resolve_inside;
 use super::error::{ActionRef, Problem, ScenarioError, StepRef};
 use super::objects::{object_problems, parse_documents, yaml_options};
 
@@ -405,14 +406,14 @@ fn count(key: &str, value: &str, min: i32, errors: &mut Vec<String>) -> Option<i
     }
 }
 
-/// Reads the single object an `APPLY` file holds.
+/// Reads the single object an `APPLY` file holds; the file must be inside `dir`, the scenario
+/// directory (see [`resolve_inside`]).
 fn read_apply_file(dir: &Path, file: &str) -> Result<Value, String> {
-    let path = dir.join(file);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(format!("file {file:?} not found")),
-        Err(e) => return Err(format!("file {file:?} cannot be read: {e}")),
-    };
+    let what = format!("file {file:?}");
+    let root =
+        dir.canonicalize().map_err(|e| format!("{what} cannot be read: scenario directory {}: {e}", dir.display()))?;
+    let path = resolve_inside(&root, Path::new(file)).map_err(|problem| problem.message(&what))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{what} cannot be read: {e}"))?;
     let mut docs = parse_documents(&text).map_err(|e| format!("file {file:?}: {e}"))?;
     if docs.len() != 1 {
         return Err(format!("file {file:?} holds {} documents; APPLY applies exactly one", docs.len()));

@@ -602,3 +602,142 @@ fn rendered_manifest_round_trips_and_plays_like_the_directory() {
     assert_eq!(actions_of(&back.spec).unwrap(), expected);
     assert_eq!(actions_of(&scenario.spec).unwrap(), expected);
 }
+
+/// A directory outside the scenario holding `secret.yaml` (a valid object, so only the escape
+/// itself can be the problem) and its canonical path.
+fn outside_dir() -> (tempfile::TempDir, PathBuf) {
+    let outside = tempfile::tempdir().unwrap();
+    write(outside.path(), "secret.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: secret}\n");
+    std::fs::create_dir(outside.path().join("np")).unwrap();
+    write(outside.path(), "np/pool.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: pool}\n");
+    let real = outside.path().canonicalize().unwrap();
+    (outside, real)
+}
+
+/// Step 2 of the fixture with one `APPLY` per file.
+fn apply_in_step_2(dir: &Path, files: &[&str]) {
+    let actions: String = files
+        .iter()
+        .map(|f| format!("    - action:\n        action_type: APPLY\n        action_data: file={f}\n"))
+        .collect();
+    edit(dir, "steps.yml", "    name: 2\n    actions: []\n", &format!("    name: 2\n    actions:\n{actions}"));
+}
+
+#[test]
+fn files_outside_the_scenario_directory_are_refused_and_all_reported() {
+    let (_outside, real) = outside_dir();
+    let tmp = copy_fixture();
+    let dir = tmp.path();
+    std::os::unix::fs::symlink(real.join("secret.yaml"), dir.join("link.yaml")).unwrap();
+    std::fs::remove_file(dir.join("deployments/deploy-ov.yaml")).unwrap();
+    std::os::unix::fs::symlink(real.join("secret.yaml"), dir.join("deployments/deploy-ov.yaml")).unwrap();
+    std::os::unix::fs::symlink(real.join("secret.yaml"), dir.join("nodepools/evil.yaml")).unwrap();
+    let absolute = real.join("secret.yaml").display().to_string();
+    apply_in_step_2(dir, &["../../etc/passwd", &absolute, "link.yaml", "nodepools/../../x.yaml"]);
+    let secret = real.join("secret.yaml").display().to_string();
+    assert_eq!(
+        problems(dir),
+        [
+            format!(
+                r#"config.yml: deployment "deploy-ov": file "deployments/deploy-ov.yaml" is outside the scenario directory (it resolves to {secret})"#
+            ),
+            format!(
+                r#"config.yml: clusters[0].KubernetesCluster.nodepool_directory "nodepools": file "nodepools/evil.yaml" is outside the scenario directory (it resolves to {secret})"#
+            ),
+            r#"steps.yml: step 2 ("2"), action 1 (APPLY): action_data "file=../../etc/passwd": file "../../etc/passwd" is outside the scenario directory"#.to_string(),
+            format!(
+                r#"steps.yml: step 2 ("2"), action 2 (APPLY): action_data "file={absolute}": file "{absolute}" is outside the scenario directory"#
+            ),
+            format!(
+                r#"steps.yml: step 2 ("2"), action 3 (APPLY): action_data "file=link.yaml": file "link.yaml" is outside the scenario directory (it resolves to {secret})"#
+            ),
+            r#"steps.yml: step 2 ("2"), action 4 (APPLY): action_data "file=nodepools/../../x.yaml": file "nodepools/../../x.yaml" is outside the scenario directory"#.to_string(),
+        ]
+    );
+}
+
+#[test]
+fn directories_outside_the_scenario_directory_are_refused() {
+    let (_outside, real) = outside_dir();
+    let tmp = copy_fixture();
+    let dir = tmp.path();
+    edit(dir, "config.yml", "deployments_directory: deployments", "deployments_directory: ../deployments");
+    edit(
+        dir,
+        "config.yml",
+        "nodepool_directory: nodepools",
+        &format!("nodepool_directory: {}", real.join("np").display()),
+    );
+    assert_eq!(
+        problems(dir),
+        [
+            r#"config.yml: deployments_directory "../deployments" is outside the scenario directory"#.to_string(),
+            format!(
+                r#"config.yml: clusters[0].KubernetesCluster.nodepool_directory "{}" is outside the scenario directory"#,
+                real.join("np").display()
+            ),
+        ]
+    );
+
+    // The default node pool directory, a symlink to outside, is named by itself.
+    let tmp = copy_fixture();
+    let dir = tmp.path();
+    edit(dir, "config.yml", "      nodepool_directory: nodepools\n", "");
+    std::fs::remove_dir_all(dir.join("nodepools")).unwrap();
+    std::os::unix::fs::symlink(real.join("np"), dir.join("nodepools")).unwrap();
+    assert_eq!(
+        problems(dir),
+        [format!(
+            r#"nodepools: the default node pool directory "nodepools" is outside the scenario directory (it resolves to {})"#,
+            real.join("np").display()
+        )]
+    );
+}
+
+#[test]
+fn required_files_outside_the_scenario_directory_stop_the_load() {
+    let (_outside, real) = outside_dir();
+    let tmp = copy_fixture();
+    let dir = tmp.path();
+    std::fs::rename(dir.join("config.yml"), real.join("config.yml")).unwrap();
+    std::os::unix::fs::symlink(real.join("config.yml"), dir.join("config.yml")).unwrap();
+    assert_eq!(
+        problems(dir),
+        [format!(
+            r#"config.yml: file "config.yml" is outside the scenario directory (it resolves to {})"#,
+            real.join("config.yml").display()
+        )]
+    );
+}
+
+#[test]
+fn symlinks_and_absolute_paths_inside_the_scenario_directory_are_allowed() {
+    let tmp = copy_fixture();
+    let dir = tmp.path();
+    write(dir, "extra-cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: knobs}\n");
+    std::fs::create_dir(dir.join("more")).unwrap();
+    std::os::unix::fs::symlink("../extra-cm.yaml", dir.join("more/link.yaml")).unwrap();
+    // Deployments and node pools reached through symlinks that stay inside.
+    std::fs::rename(dir.join("deployments"), dir.join("real-deployments")).unwrap();
+    std::os::unix::fs::symlink("real-deployments", dir.join("deployments")).unwrap();
+    std::fs::rename(dir.join("nodepools/default.yaml"), dir.join("pool.yaml")).unwrap();
+    std::os::unix::fs::symlink("../pool.yaml", dir.join("nodepools/default.yaml")).unwrap();
+    let absolute = dir.join("extra-cm.yaml").display().to_string();
+    apply_in_step_2(dir, &["more/link.yaml", "./more/../extra-cm.yaml", &absolute]);
+    let scn = load(dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(scn.manifests.len(), fixture().manifests.len());
+    assert_eq!(scn.optional_manifests, fixture().optional_manifests);
+    assert_eq!(scn.steps[1].actions.len(), 3);
+    assert!(
+        matches!(&scn.steps[1].actions[0].args, ActionArgs::Apply { manifest, .. } if manifest["metadata"]["name"] == "knobs")
+    );
+}
+
+#[test]
+fn the_shared_fixture_loads_through_a_non_canonical_path() {
+    // FIXTURE holds `..`: the directory is canonicalised before the checks, and kept as given.
+    assert!(FIXTURE.contains("/../"));
+    let scn = fixture();
+    assert_eq!(scn.dir, PathBuf::from(FIXTURE));
+    assert_eq!((scn.manifests.len(), scn.optional_manifests.len()), (6, 2));
+}
