@@ -17,6 +17,9 @@ use kube::{
 
 /// How long a minted token is valid; it is re-minted at 80% of that, as kubelet does.
 pub const TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+/// Mode of the token and kubeconfig files: readable by the runner's user (the pod's processes)
+/// only.
+pub const CREDENTIAL_MODE: u32 = 0o600;
 
 /// Errors reading the admin kubeconfig or writing a pod's credentials.
 #[derive(Debug, thiserror::Error)]
@@ -216,14 +219,43 @@ pub async fn mint(client: &Client, pod: &Pod, audiences: Option<Vec<String>>) ->
     Ok(MintedToken { token, expires_at })
 }
 
-/// Writes a credentials file (mode 0600) through a temporary sibling and a rename, so readers
-/// (kube clients reloading their token file) never see a half-written file.
-pub fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), CredentialsError> {
+/// The files [`write_pod_credentials`] wrote.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The token file, rewritten on refresh.
+    pub token: PathBuf,
+    /// The kubeconfig reading it.
+    pub kubeconfig: PathBuf,
+}
+
+/// Writes a pod's `token` and `kubeconfig` (both 0600) into its folder `dir`.
+pub fn write_pod_credentials(
+    dir: &Path,
+    target: &ApiTarget,
+    token: &str,
+    namespace: &str,
+    service_account: &str,
+) -> Result<Written, CredentialsError> {
+    let written = Written { token: dir.join("token"), kubeconfig: dir.join("kubeconfig") };
+    write_atomically(&written.token, token.as_bytes(), CREDENTIAL_MODE)?;
+    let text = render_kubeconfig(target, &written.token, namespace, service_account)?;
+    write_atomically(&written.kubeconfig, text.as_bytes(), CREDENTIAL_MODE)?;
+    Ok(written)
+}
+
+/// Writes a file with `mode` through a temporary sibling and a rename, so readers (kube clients
+/// reloading their token file) never see a half-written file. The mode is set on the open file
+/// before anything is written, whatever the umask or a leftover temporary file had.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<(), CredentialsError> {
     let write = |path: &Path| -> std::io::Result<()> {
-        use std::{io::Write, os::unix::fs::OpenOptionsExt};
+        use std::{
+            io::Write,
+            os::unix::fs::{OpenOptionsExt, PermissionsExt},
+        };
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
         file.write_all(contents)?;
         std::fs::rename(&tmp, path)
     };
@@ -295,18 +327,41 @@ users:
         assert!(rendered.contains("certificate-authority-data: Q0E="), "{rendered}");
     }
 
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+    }
+
     #[test]
     fn credentials_files_are_private_and_replaced_whole() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = std::env::temp_dir().join(format!("rehearsal-runner-cred-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        crate::poddir::create_private(&dir).expect("dir");
         let path = dir.join("token");
-        write_atomically(&path, b"first").expect("write");
-        write_atomically(&path, b"second").expect("rewrite");
+        write_atomically(&path, b"first", CREDENTIAL_MODE).expect("write");
+        write_atomically(&path, b"second", CREDENTIAL_MODE).expect("rewrite");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "second");
-        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        assert_eq!(mode(&path), 0o600);
+        // A refreshed projected token keeps its volume's mode.
+        write_atomically(&path, b"third", 0o440).expect("rewrite with a mode");
+        assert_eq!(mode(&path), 0o440);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn pod_token_and_kubeconfig_are_0600_in_a_0700_folder() {
+        let root = std::env::temp_dir().join(format!("rehearsal-runner-podcred-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let dir = root.join("pods").join("ns_p_uid");
+        crate::poddir::create_private(&dir).expect("pod dir");
+        let config = Kubeconfig::from_yaml(ADMIN).expect("parse");
+        let target = ApiTarget::from_parsed(&config, Path::new("/sandbox")).expect("cluster");
+        let written = write_pod_credentials(&dir, &target, "TOKEN", "ns", "sa").expect("write");
+        assert_eq!(std::fs::read_to_string(&written.token).expect("token"), "TOKEN");
+        let kubeconfig = std::fs::read_to_string(&written.kubeconfig).expect("kubeconfig");
+        assert!(kubeconfig.contains(&written.token.to_string_lossy().into_owned()), "{kubeconfig}");
+        assert_eq!((mode(&written.token), mode(&written.kubeconfig)), (0o600, 0o600));
+        assert_eq!((mode(&root.join("pods")), mode(&dir)), (0o700, 0o700));
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

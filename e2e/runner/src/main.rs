@@ -8,6 +8,7 @@ mod guard;
 mod images;
 mod ips;
 mod node;
+mod poddir;
 mod pods;
 mod process;
 mod retry;
@@ -57,6 +58,9 @@ struct Args {
     /// Longest grace period given to a pod's processes when the runner itself stops.
     #[arg(long, default_value_t = 30)]
     shutdown_grace_seconds: u64,
+    /// A taint of the Node, `key=value:Effect`; repeat for several, `none` for no taints.
+    #[arg(long = "taint", value_name = "TAINT", default_value = node::DEFAULT_TAINT)]
+    taints: Vec<String>,
 }
 
 /// Why the runner could not start.
@@ -72,6 +76,8 @@ enum StartupError {
     Client(#[from] kube::Error),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("--taint: {0}")]
+    Taint(String),
 }
 
 fn main() -> ExitCode {
@@ -111,11 +117,14 @@ async fn run(args: Args, guard: Option<Arc<guard::Guard>>) -> Result<(), Startup
     let mut terminate = signal(SignalKind::terminate()).map_err(StartupError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartupError::Signals)?;
 
+    let taints = node::parse_taints(&args.taints).map_err(StartupError::Taint)?;
     let dir_error = |path: &PathBuf| {
         let path = path.clone();
         move |source| StartupError::Dir { path, source }
     };
-    std::fs::create_dir_all(args.state_dir.join("pods")).map_err(dir_error(&args.state_dir))?;
+    // Pods' credentials and Secret volumes live below: only this user may look inside.
+    poddir::create_private(&args.state_dir.join("pods")).map_err(dir_error(&args.state_dir))?;
+    poddir::make_private(&args.state_dir).map_err(dir_error(&args.state_dir))?;
     let state_dir = std::fs::canonicalize(&args.state_dir).map_err(dir_error(&args.state_dir))?;
     let bin_dir = std::path::absolute(&args.bin_dir).map_err(dir_error(&args.bin_dir))?;
 
@@ -136,11 +145,11 @@ async fn run(args: Args, guard: Option<Arc<guard::Guard>>) -> Result<(), Startup
         path_env: format!("{}:{host_path}", bin_dir.display()),
         guard,
     });
-    tracing::info!(node = %ctx.node_name, server = %ctx.target.server(), state_dir = %ctx.state_dir.display(), "rehearsal-runner starting");
+    tracing::info!(node = %ctx.node_name, server = %ctx.target.server(), state_dir = %ctx.state_dir.display(), taints = %args.taints.join(","), "rehearsal-runner starting");
 
     let capacity = node::Capacity { cpu: args.cpu, memory: args.memory, pods: args.max_pods };
     let shutdown = CancellationToken::new();
-    let agent = Arc::new(NodeAgent::new(client, args.node_name, capacity).await);
+    let agent = Arc::new(NodeAgent::new(client, args.node_name, capacity, taints).await);
     let heartbeat = tokio::spawn({
         let agent = agent.clone();
         let shutdown = shutdown.clone();

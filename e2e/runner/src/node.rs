@@ -1,12 +1,13 @@
-//! The runner's Node: registration, the heartbeat (Lease renewal and Ready status) that keeps
-//! kube-controller-manager's node lifecycle controller from marking it NotReady, and removal.
+//! The runner's Node: registration (with its taints), the heartbeat (Lease renewal and Ready
+//! status) that keeps kube-controller-manager's node lifecycle controller from marking it
+//! NotReady, and removal.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use k8s_openapi::{
     api::{
         coordination::v1::{Lease, LeaseSpec},
-        core::v1::{Node, NodeAddress, NodeCondition, NodeStatus, NodeSystemInfo},
+        core::v1::{Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Taint},
     },
     apimachinery::pkg::{
         api::resource::Quantity,
@@ -30,6 +31,13 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// The lease's duration, as kubelet sets it.
 pub const LEASE_DURATION_SECONDS: i32 = 40;
+/// The node's default taint: pods run here (on the developer's machine) only when they tolerate
+/// it, so a pod that missed the rehearsal webhook stays Pending instead.
+pub const DEFAULT_TAINT: &str = "rehearsal.dev/runner=true:NoSchedule";
+/// The `--taint` value that registers the node without taints.
+pub const NO_TAINTS: &str = "none";
+/// Taint effects the API accepts.
+const TAINT_EFFECTS: [&str; 3] = ["NoSchedule", "PreferNoSchedule", "NoExecute"];
 
 /// Errors talking to the API server about the node.
 #[derive(Debug, thiserror::Error)]
@@ -97,16 +105,44 @@ pub fn kube_arch() -> &'static str {
     }
 }
 
-/// The Node's metadata: its name and labels, no taints.
-pub fn node_manifest(name: &str) -> Node {
+/// Parses a taint as kubectl writes it: `key=value:Effect` or `key:Effect`.
+pub fn parse_taint(text: &str) -> Result<Taint, String> {
+    let invalid = |why: &str| format!("taint {text:?}: {why} (expected key=value:Effect, e.g. {DEFAULT_TAINT})");
+    let (key_value, effect) = text.rsplit_once(':').ok_or_else(|| invalid("no effect"))?;
+    if !TAINT_EFFECTS.contains(&effect) {
+        return Err(invalid(&format!("effect must be one of {}", TAINT_EFFECTS.join(", "))));
+    }
+    let (key, value) = match key_value.split_once('=') {
+        Some((key, value)) => (key, Some(value.to_owned())),
+        None => (key_value, None),
+    };
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(invalid("empty or blank key"));
+    }
+    Ok(Taint { key: key.to_owned(), value, effect: effect.to_owned(), time_added: None })
+}
+
+/// The `--taint` values as taints: each parsed, or none at all for a single [`NO_TAINTS`].
+pub fn parse_taints(values: &[String]) -> Result<Vec<Taint>, String> {
+    match values {
+        [only] if only == NO_TAINTS => Ok(Vec::new()),
+        _ => values.iter().map(|v| parse_taint(v)).collect(),
+    }
+}
+
+/// The Node's metadata and spec: its name, labels and taints.
+pub fn node_manifest(name: &str, taints: &[Taint]) -> Node {
     let labels = BTreeMap::from([
         (RUNNER_NODE_LABEL.to_owned(), "true".to_owned()),
         ("kubernetes.io/hostname".to_owned(), name.to_owned()),
         ("kubernetes.io/os".to_owned(), std::env::consts::OS.to_owned()),
         ("kubernetes.io/arch".to_owned(), kube_arch().to_owned()),
     ]);
+    // No taints: the field is left out, so the apply gives up what an earlier registration set.
+    let spec = (!taints.is_empty()).then(|| NodeSpec { taints: Some(taints.to_vec()), ..Default::default() });
     Node {
         metadata: ObjectMeta { name: Some(name.to_owned()), labels: Some(labels), ..Default::default() },
+        spec,
         ..Default::default()
     }
 }
@@ -192,13 +228,14 @@ pub struct NodeAgent {
     client: Client,
     name: String,
     capacity: Capacity,
+    taints: Vec<Taint>,
     host: HostInfo,
     since: Timestamp,
 }
 
 impl NodeAgent {
-    /// An agent for node `name`; reads host facts and the API server version.
-    pub async fn new(client: Client, name: String, capacity: Capacity) -> Self {
+    /// An agent for node `name` with `taints`; reads host facts and the API server version.
+    pub async fn new(client: Client, name: String, capacity: Capacity, taints: Vec<Taint>) -> Self {
         let version = match client.apiserver_version().await {
             Ok(info) => info.git_version,
             Err(error) => {
@@ -206,19 +243,21 @@ impl NodeAgent {
                 "v0.0.0".to_owned()
             }
         };
-        NodeAgent { client, name, capacity, host: HostInfo::read(version), since: Timestamp::now() }
+        NodeAgent { client, name, capacity, taints, host: HostInfo::read(version), since: Timestamp::now() }
     }
 
     fn params() -> PatchParams {
         PatchParams::apply(FIELD_MANAGER).force()
     }
 
-    /// Creates or updates the Node, its status and its Lease; returns the Node's UID.
+    /// Creates or updates the Node (labels and taints, forced: every registration, including
+    /// after the Node was deleted, puts the taints back), its status and its Lease; returns the
+    /// Node's UID.
     pub async fn register(&self) -> Result<String, NodeError> {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let api = |action| move |source| NodeError::Api { action, node: self.name.clone(), source };
         let node = nodes
-            .patch(&self.name, &Self::params(), &Patch::Apply(node_manifest(&self.name)))
+            .patch(&self.name, &Self::params(), &Patch::Apply(node_manifest(&self.name, &self.taints)))
             .await
             .map_err(api("registering"))?;
         let uid = node.metadata.uid.ok_or_else(|| NodeError::NoUid(self.name.clone()))?;
@@ -318,15 +357,47 @@ mod tests {
         Capacity { cpu: "8".into(), memory: "16Gi".into(), pods: "50".into() }
     }
 
+    fn default_taints() -> Vec<Taint> {
+        parse_taints(&[DEFAULT_TAINT.to_owned()]).expect("default taint")
+    }
+
     #[test]
-    fn manifest_has_the_runner_label_and_no_taints() {
-        let node = node_manifest("rehearsal-runner");
+    fn manifest_has_the_runner_label_and_the_runner_taint() {
+        let node = node_manifest("rehearsal-runner", &default_taints());
+        let value = serde_json::to_value(&node).expect("json");
+        assert_eq!(
+            value["spec"]["taints"],
+            json!([{"key": "rehearsal.dev/runner", "value": "true", "effect": "NoSchedule"}])
+        );
+        // The key the operator's Jobs and Deployment tolerate is the node's label key.
+        assert_eq!(value["spec"]["taints"][0]["key"], RUNNER_NODE_LABEL);
         let labels = node.metadata.labels.unwrap_or_default();
         assert_eq!(labels.get("rehearsal.dev/runner").map(String::as_str), Some("true"));
         assert_eq!(labels.get("kubernetes.io/hostname").map(String::as_str), Some("rehearsal-runner"));
         assert_eq!(labels.get("kubernetes.io/os").map(String::as_str), Some("linux"));
         assert!(labels.contains_key("kubernetes.io/arch"));
-        assert!(node.spec.is_none_or(|s| s.taints.is_none()));
+    }
+
+    #[test]
+    fn without_taints_the_manifest_leaves_the_field_out() {
+        let taints = parse_taints(&[NO_TAINTS.to_owned()]).expect("none");
+        assert!(taints.is_empty());
+        let value = serde_json::to_value(node_manifest("n", &taints)).expect("json");
+        assert!(value.get("spec").is_none(), "{value}");
+    }
+
+    #[test]
+    fn taints_parse_as_kubectl_writes_them() {
+        let taints =
+            parse_taints(&["a.b/c=d:NoExecute".to_owned(), "only-key:PreferNoSchedule".to_owned()]).expect("taints");
+        assert_eq!((taints[0].key.as_str(), taints[0].value.as_deref()), ("a.b/c", Some("d")));
+        assert_eq!(taints[0].effect, "NoExecute");
+        assert_eq!((taints[1].key.as_str(), taints[1].value.as_deref()), ("only-key", None));
+        for bad in ["no-effect", "k=v:Sometimes", ":NoSchedule", "=v:NoSchedule", ""] {
+            assert!(parse_taint(bad).is_err(), "{bad}");
+        }
+        // `none` only means "no taints" on its own.
+        assert!(parse_taints(&[NO_TAINTS.to_owned(), DEFAULT_TAINT.to_owned()]).is_err());
     }
 
     #[test]

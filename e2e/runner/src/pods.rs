@@ -1,10 +1,14 @@
 //! The watch on the node's pods (field selector `spec.nodeName=<node>`, all namespaces): a
 //! worker per new pod, a stop request when a pod is deleted or disappears, deletion of pods
 //! that end while terminated, and `RunnerRestarted` for pods a previous runner left running.
-//! It also owns the pod IPs: allocated when a pod starts, freed when its worker has ended.
+//! It also owns the pod IPs (allocated when a pod starts, freed when its worker has ended) and
+//! the pod folders' end: a deleted pod's folder is removed once its worker has ended, and after
+//! every (re)list folders of pods that are gone are removed and those of pods that do not run
+//! here lose their credentials (see `poddir`).
 
 use std::{
     collections::{HashMap, HashSet},
+    path::PathBuf,
     sync::Arc,
     time::Duration,
 };
@@ -26,6 +30,7 @@ use crate::{
     context::Context,
     ips::{self, Allocator},
     node::is_not_found,
+    poddir::{self, Fate},
     retry::Backoff,
     status,
     worker::{self, StopReason, Worker},
@@ -36,6 +41,8 @@ struct Handle {
     stop: watch::Sender<Option<StopReason>>,
     task: JoinHandle<()>,
     grace: Duration,
+    /// The pod's folder, removed once the worker has ended if the pod is gone by then.
+    dir: PathBuf,
 }
 
 impl Handle {
@@ -61,6 +68,8 @@ struct Pods {
     deleting: HashSet<String>,
     /// Pods deleted while their worker was still registered: (namespace, name) by uid.
     delete_when_finished: HashMap<String, (String, String)>,
+    /// Folders of pods that are gone while their worker still ran, removed when it ends.
+    remove_when_finished: HashMap<String, PathBuf>,
     /// Uids seen since the watch (re)started listing, until the list is complete.
     relist: Option<HashSet<String>>,
     /// New pods seen while listing, started once the list is complete: by then every address
@@ -85,6 +94,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         done: HashSet::new(),
         deleting: HashSet::new(),
         delete_when_finished: HashMap::new(),
+        remove_when_finished: HashMap::new(),
         relist: None,
         pending: Vec::new(),
         ips: Allocator::new(),
@@ -183,6 +193,7 @@ impl Pods {
         let grace = worker::grace_period(&pod);
         // An exhausted range fails this pod (the worker reports why), not the runner.
         let pod_ip = self.ips.allocate(&uid);
+        let dir = pod_dir(&self.ctx, &pod);
         let worker = Worker::new(self.ctx.clone(), pod, pod_ip, stop_rx);
         let finished = self.finished_tx.clone();
         let task_uid = uid.clone();
@@ -193,17 +204,22 @@ impl Pods {
             }
             let _ = finished.send(task_uid);
         });
-        self.workers.insert(uid, Handle { stop, task, grace });
+        self.workers.insert(uid, Handle { stop, task, grace, dir });
     }
 
     fn deleted(&mut self, pod: &Pod) {
         let Some(uid) = pod.metadata.uid.as_deref() else { return };
         match self.workers.get(uid) {
-            // Its IP is freed when the worker has ended the pod's processes.
-            Some(handle) => handle.request_stop(StopReason::Gone { grace: worker::grace_period(pod) }),
-            // Nothing of it runs (any more); a stale pod's reserved address is free now.
+            // Its IP and its folder are freed when the worker has ended the pod's processes.
+            Some(handle) => {
+                handle.request_stop(StopReason::Gone { grace: worker::grace_period(pod) });
+                self.remove_when_finished.insert(uid.to_owned(), handle.dir.clone());
+            }
+            // Nothing of it runs (any more); a stale pod's reserved address is free now, and
+            // with the pod object gone nobody will ask for its logs.
             None => {
                 self.ips.release(uid);
+                remove_dir(&pod_dir(&self.ctx, pod));
             }
         }
         self.pending.retain(|(pending, _)| pending != uid);
@@ -217,8 +233,20 @@ impl Pods {
         for (uid, handle) in &self.workers {
             if !seen.contains(uid) {
                 handle.request_stop(StopReason::Gone { grace: handle.grace });
+                self.remove_when_finished.insert(uid.clone(), handle.dir.clone());
             }
         }
+        // Before the pending pods start, so none of their fresh credentials is swept away.
+        let workers = &self.workers;
+        poddir::sweep(&self.ctx.state_dir.join("pods"), |uid| {
+            if workers.contains_key(uid) {
+                Fate::Keep
+            } else if seen.contains(uid) {
+                Fate::RemoveSecrets
+            } else {
+                Fate::Remove
+            }
+        });
         self.done.retain(|uid| seen.contains(uid));
         self.deleting.retain(|uid| seen.contains(uid));
         let workers = &self.workers;
@@ -233,6 +261,9 @@ impl Pods {
     fn finished(&mut self, uid: &str) {
         if self.workers.remove(uid).is_some() {
             self.done.insert(uid.to_owned());
+        }
+        if let Some(dir) = self.remove_when_finished.remove(uid) {
+            remove_dir(&dir);
         }
         // The pod's processes have ended (or, for a stale pod, it is marked Failed): nothing
         // listens on its address any more.
@@ -264,6 +295,21 @@ impl Pods {
         if tokio::time::timeout(limit, futures::future::join_all(tasks)).await.is_err() {
             tracing::error!("pods did not stop in time");
         }
+    }
+}
+
+/// The folder of a pod of this node.
+fn pod_dir(ctx: &Context, pod: &Pod) -> PathBuf {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    ctx.pod_dir(namespace, name, pod.metadata.uid.as_deref().unwrap_or_default())
+}
+
+/// Removes a deleted pod's folder, logs and all.
+fn remove_dir(dir: &std::path::Path) {
+    match poddir::remove(dir) {
+        Ok(()) => tracing::debug!(dir = %dir.display(), "pod folder removed"),
+        Err(error) => tracing::warn!(dir = %dir.display(), %error, "removing a deleted pod's folder failed"),
     }
 }
 
@@ -306,7 +352,7 @@ mod tests {
     /// A watch loop whose client points at a closed port: the tests drive `handle` and
     /// `finished` by hand and never let the spawned tasks run (a current-thread runtime only
     /// runs them when the test awaits).
-    fn pods() -> (Pods, mpsc::UnboundedReceiver<String>) {
+    fn pods(test: &str) -> (Pods, mpsc::UnboundedReceiver<String>) {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let config = kube::Config::new("http://127.0.0.1:9".parse().expect("url"));
         let client = Client::try_from(config).expect("client");
@@ -318,7 +364,7 @@ mod tests {
         let ctx = Arc::new(Context {
             client,
             node_name: "rehearsal-runner".into(),
-            state_dir: std::env::temp_dir().join("rehearsal-runner-pods-test"),
+            state_dir: std::env::temp_dir().join(format!("rehearsal-runner-{test}-{}", std::process::id())),
             bin_dir: "/nonexistent".into(),
             target,
             shutdown_grace: Duration::from_secs(1),
@@ -332,6 +378,7 @@ mod tests {
             done: HashSet::new(),
             deleting: HashSet::new(),
             delete_when_finished: HashMap::new(),
+            remove_when_finished: HashMap::new(),
             relist: None,
             pending: Vec::new(),
             ips: Allocator::new(),
@@ -373,7 +420,7 @@ mod tests {
 
     #[tokio::test]
     async fn stale_addresses_are_reserved_before_listed_pods_start_and_freed_after() {
-        let (mut pods, _finished) = pods();
+        let (mut pods, _finished) = pods("pods-stale-reserved");
         pods.handle(watcher::Event::Init);
         // Listed before the stale pod that still reports 127.1.0.1.
         pods.handle(watcher::Event::InitApply(pod("new", None)));
@@ -398,7 +445,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stale_pod_gone_before_its_mark_frees_its_address() {
-        let (mut pods, _finished) = pods();
+        let (mut pods, _finished) = pods("pods-stale-gone");
         pods.handle(watcher::Event::Init);
         pods.handle(watcher::Event::InitApply(pod("deleted", Some("127.1.0.5"))));
         pods.handle(watcher::Event::InitApply(pod("vanished", Some("127.1.0.6"))));
@@ -413,5 +460,60 @@ mod tests {
         pods.handle(watcher::Event::Init);
         pods.handle(watcher::Event::InitDone);
         assert_eq!(pods.ips.held(), 0);
+    }
+
+    /// Lays out the folder of pod `uid` (see `pod`) as a run leaves it: credentials, a
+    /// volume, a log.
+    fn pod_folder(pods: &Pods, uid: &str) -> PathBuf {
+        let dir = pods.ctx.pod_dir("default", uid, uid);
+        poddir::create_private(&dir.join("volumes/tls")).expect("pod folder");
+        for file in ["token", "kubeconfig", "volumes/tls/tls.key", "main.log"] {
+            std::fs::write(dir.join(file), "x").expect("write");
+        }
+        dir
+    }
+
+    fn terminal(uid: &str) -> Pod {
+        let mut pod = pod(uid, None);
+        pod.status = Some(PodStatus { phase: Some(status::phase::SUCCEEDED.into()), ..Default::default() });
+        pod
+    }
+
+    #[tokio::test]
+    async fn a_deleted_pods_folder_goes_once_its_worker_has_ended() {
+        let (mut pods, _finished) = pods("pods-folder-removal");
+        // Ended earlier (logs kept): deleting the pod object removes its folder at once.
+        let ended = pod_folder(&pods, "ended");
+        pods.handle(watcher::Event::Apply(terminal("ended")));
+        pods.handle(watcher::Event::Delete(terminal("ended")));
+        assert!(!ended.exists());
+
+        // Still running: the folder stays until the worker has stopped the processes.
+        pods.handle(watcher::Event::Apply(pod("running", None)));
+        assert!(pods.workers.contains_key("running"));
+        let running = pod_folder(&pods, "running");
+        pods.handle(watcher::Event::Delete(pod("running", None)));
+        assert!(running.join("main.log").exists());
+        pods.finished("running");
+        assert!(!running.exists());
+        let _ = std::fs::remove_dir_all(&pods.ctx.state_dir);
+    }
+
+    #[tokio::test]
+    async fn a_relist_removes_folders_of_gone_pods_and_credentials_of_ended_ones() {
+        let (mut pods, _finished) = pods("pods-folder-sweep");
+        pods.handle(watcher::Event::Apply(pod("running", None)));
+        let running = pod_folder(&pods, "running");
+        let ended = pod_folder(&pods, "ended");
+        let gone = pod_folder(&pods, "gone");
+        pods.handle(watcher::Event::Init);
+        pods.handle(watcher::Event::InitApply(pod("running", None)));
+        pods.handle(watcher::Event::InitApply(terminal("ended")));
+        pods.handle(watcher::Event::InitDone);
+        assert!(running.join("token").exists(), "a running pod keeps its credentials");
+        assert!(!ended.join("token").exists() && !ended.join("kubeconfig").exists());
+        assert!(!ended.join("volumes").exists() && ended.join("main.log").exists());
+        assert!(!gone.exists(), "deleted while the watch was down");
+        let _ = std::fs::remove_dir_all(&pods.ctx.state_dir);
     }
 }

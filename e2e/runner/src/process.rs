@@ -3,7 +3,7 @@
 
 use std::{
     fs::OpenOptions,
-    os::unix::process::ExitStatusExt,
+    os::unix::{fs::OpenOptionsExt, process::ExitStatusExt},
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
 };
@@ -60,7 +60,8 @@ pub struct Spawned {
 /// Starts a container's process as the leader of a new process group.
 pub fn spawn(spec: &Spec<'_>) -> Result<Spawned, SpawnError> {
     let log_error = |source| SpawnError::Log { path: spec.log.to_owned(), source };
-    let stdout = OpenOptions::new().create(true).append(true).open(spec.log).map_err(log_error)?;
+    // 0600: a container's output may well print what its Secrets hold.
+    let stdout = OpenOptions::new().create(true).append(true).mode(0o600).open(spec.log).map_err(log_error)?;
     let stderr = stdout.try_clone().map_err(log_error)?;
 
     let mut command = Command::new(spec.program);

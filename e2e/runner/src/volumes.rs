@@ -16,7 +16,10 @@ use std::{
 
 use k8s_openapi::api::core::v1::{Container, KeyToPath, Pod, Volume};
 
-use crate::env::{self, Sources};
+use crate::{
+    env::{self, Sources},
+    poddir,
+};
 
 /// Prefix of the env vars naming volume directories.
 pub const ENV_PREFIX: &str = "REHEARSAL_VOLUME_";
@@ -317,11 +320,12 @@ fn check_path(volume: &str, path: &str) -> Result<(), VolumeError> {
 pub struct Written {
     /// Volume name → local directory.
     pub dirs: BTreeMap<String, PathBuf>,
-    /// Files to rewrite when the pod's token is refreshed.
-    pub token_files: Vec<PathBuf>,
+    /// Files to rewrite when the pod's token is refreshed, with their modes.
+    pub token_files: Vec<(PathBuf, u32)>,
 }
 
-/// Writes the planned volumes under `<pod_dir>/volumes/`.
+/// Writes the planned volumes under `<pod_dir>/volumes/`: folders 0700 (the pod's Secrets are
+/// in there), each file with its own mode (`defaultMode`/`mode`, as kubelet honours them).
 pub fn write(pod_dir: &Path, planned: &BTreeMap<String, Content>) -> Result<Written, VolumeError> {
     let io = |path: &Path| {
         let path = path.to_owned();
@@ -332,17 +336,18 @@ pub fn write(pod_dir: &Path, planned: &BTreeMap<String, Content>) -> Result<Writ
         let dir = match content {
             Content::Host(path) => path.clone(),
             Content::Files(files) => {
-                let dir = pod_dir.join("volumes").join(name);
-                std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+                let dir = pod_dir.join(poddir::VOLUMES).join(name);
+                poddir::create_private(&dir).map_err(io(&dir))?;
                 for file in files {
                     let path = dir.join(&file.path);
                     if let Some(parent) = path.parent() {
-                        std::fs::create_dir_all(parent).map_err(io(parent))?;
+                        poddir::create_private(parent).map_err(io(parent))?;
                     }
-                    std::fs::write(&path, &file.contents).map_err(io(&path))?;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode)).map_err(io(&path))?;
+                    // Special bits (setuid and the like) have no business on a volume file.
+                    let mode = file.mode & 0o777;
+                    write_file(&path, file.contents.as_bytes(), mode).map_err(io(&path))?;
                     if file.default_token {
-                        written.token_files.push(path);
+                        written.token_files.push((path, mode));
                     }
                 }
                 dir
@@ -351,6 +356,14 @@ pub fn write(pod_dir: &Path, planned: &BTreeMap<String, Content>) -> Result<Writ
         written.dirs.insert(name.clone(), dir);
     }
     Ok(written)
+}
+
+/// Writes a file created with `mode` and set to it, whatever the umask.
+fn write_file(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    file.write_all(contents)
 }
 
 /// A container's mount: where the image would see it, and where it is on the host.
@@ -556,6 +569,35 @@ mod tests {
         assert_eq!(files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["tls.crt", "tls.key"]);
         assert_eq!(files[0].contents, "CERT");
         assert_eq!(files[0].mode, 0o644);
+    }
+
+    #[test]
+    fn secret_volume_files_keep_their_mode_in_0700_folders() {
+        let root = std::env::temp_dir().join(format!("rehearsal-runner-volumes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let pod_dir = root.join("ns_p_uid");
+        let file = |path: &str, mode: u32, default_token: bool| File {
+            path: path.into(),
+            contents: "SECRET".into(),
+            mode,
+            default_token,
+        };
+        let planned = BTreeMap::from([
+            ("tls".to_owned(), Content::Files(vec![file("tls.key", 0o644, false), file("dir/ca.key", 0o400, false)])),
+            ("api".to_owned(), Content::Files(vec![file("token", 0o4640, true)])),
+        ]);
+        let written = write(&pod_dir, &planned).expect("write");
+        let mode = |path: &Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o7777;
+        let tls = &written.dirs["tls"];
+        assert_eq!(std::fs::read_to_string(tls.join("tls.key")).expect("read"), "SECRET");
+        // defaultMode is honoured as kubelet does; the folders keep everyone else out.
+        assert_eq!((mode(&tls.join("tls.key")), mode(&tls.join("dir/ca.key"))), (0o644, 0o400));
+        assert_eq!(mode(&written.dirs["api"].join("token")), 0o640, "no setuid bit");
+        for dir in [pod_dir.clone(), pod_dir.join("volumes"), tls.clone(), tls.join("dir")] {
+            assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+        }
+        assert_eq!(written.token_files, [(written.dirs["api"].join("token"), 0o640)]);
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

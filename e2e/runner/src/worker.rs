@@ -30,6 +30,7 @@ use crate::{
     env, images,
     ips::IpError,
     node::is_not_found,
+    poddir,
     process::{self, Exit},
     retry::Backoff,
     status::{self, PodRecord, State, Terminated},
@@ -129,7 +130,7 @@ pub struct Worker {
     token: Option<TokenState>,
     kubeconfig: Option<PathBuf>,
     volume_dirs: BTreeMap<String, PathBuf>,
-    token_files: Vec<PathBuf>,
+    token_files: Vec<(PathBuf, u32)>,
     /// The default-audience token, reused for projected service-account volumes.
     default_token: Option<String>,
     /// Attempts per status update before giving up.
@@ -194,6 +195,12 @@ impl Worker {
         // Sidecars (and anything else still running) end with the pod.
         let grace = reason.map_or_else(|| grace_period(&self.pod), StopReason::grace);
         self.terminate_all(grace).await;
+        // Nothing of the pod runs any more: its credentials and Secret volumes go now (a bound
+        // token would stay valid for up to an hour); its logs stay until the pod is deleted.
+        self.token = None;
+        if let Err(error) = poddir::remove_secrets(&self.dir) {
+            tracing::warn!(pod = %self.key(), %error, "removing the pod's credentials and volumes failed");
+        }
         match reason {
             // Reported already, but sidecars may have ended since.
             None => self.report().await,
@@ -229,7 +236,8 @@ impl Worker {
         if let Some(error) = self.ip_error.take() {
             return self.fail_pod(POD_IPS_EXHAUSTED, error.to_string()).await;
         }
-        if let Err(error) = std::fs::create_dir_all(&self.dir) {
+        // 0700: the pod's token, kubeconfig and Secret volumes go in here.
+        if let Err(error) = poddir::create_private(&self.dir) {
             return self.fail_pod("RunnerError", format!("creating {}: {error}", self.dir.display())).await;
         }
         self.report().await;
@@ -343,18 +351,15 @@ impl Worker {
                 }
             }
         };
-        let token_path = self.dir.join("token");
-        let kubeconfig_path = self.dir.join("kubeconfig");
         let account = credentials::service_account(&self.pod);
-        let written = credentials::write_atomically(&token_path, minted.token.as_bytes()).and_then(|()| {
-            let text = credentials::render_kubeconfig(&self.ctx.target, &token_path, &self.namespace, &account)?;
-            credentials::write_atomically(&kubeconfig_path, text.as_bytes())
-        });
-        if let Err(error) = written {
-            return self.fail_pod("RunnerError", error.to_string()).await;
-        }
-        self.token = Some(TokenState { path: token_path, refresh_at: refresh_instant(&minted) });
-        self.kubeconfig = Some(kubeconfig_path);
+        let written =
+            credentials::write_pod_credentials(&self.dir, &self.ctx.target, &minted.token, &self.namespace, &account);
+        let written = match written {
+            Ok(written) => written,
+            Err(error) => return self.fail_pod("RunnerError", error.to_string()).await,
+        };
+        self.token = Some(TokenState { path: written.token, refresh_at: refresh_instant(&minted) });
+        self.kubeconfig = Some(written.kubeconfig);
         self.default_token = Some(minted.token);
         Ok(())
     }
@@ -380,9 +385,10 @@ impl Worker {
         let path = token.path.clone();
         match credentials::mint(&self.ctx.client, &self.pod, None).await {
             Ok(minted) => {
-                let mut result = credentials::write_atomically(&path, minted.token.as_bytes());
-                for file in &self.token_files {
-                    result = result.and(credentials::write_atomically(file, minted.token.as_bytes()));
+                let token = minted.token.as_bytes();
+                let mut result = credentials::write_atomically(&path, token, credentials::CREDENTIAL_MODE);
+                for (file, mode) in &self.token_files {
+                    result = result.and(credentials::write_atomically(file, token, *mode));
                 }
                 if let Err(error) = result {
                     tracing::warn!(pod = %self.key(), %error, "writing refreshed token failed");
