@@ -53,6 +53,10 @@ err() { printf 'sandbox: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
+# private DIR...: create the folders (and parents) and make them 0700, also when they existed
+# (a sandbox from before this rule, or a wider umask): the state holds keys, tokens and Secrets.
+private() { mkdir -p "$@" && chmod 700 "$@"; }
+
 pidfile() { echo "$dir/pids/$1.pid"; }
 logfile() { echo "$dir/logs/$1.log"; }
 
@@ -242,8 +246,9 @@ resolve_bins() {
 
 gen_pki() {
   local p=$dir/pki days=3650
-  mkdir -p "$p"
+  private "$p"
   (
+    umask 077 # keys and tokens are never readable by others, not even while being written
     cd "$p"
     openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days $days -keyout ca.key -out ca.crt \
       -subj "/CN=rehearsal-sandbox-ca" -addext "basicConstraints=critical,CA:TRUE" \
@@ -284,10 +289,10 @@ EOF
   kubeconfig kwok-controller "$dir/kubeconfigs/kwok.kubeconfig"
 }
 
-# kubeconfig USER FILE
+# kubeconfig USER FILE: a kubeconfig with USER's static token, 0600.
 kubeconfig() {
-  mkdir -p "$(dirname "$2")"
-  cat >"$2" <<EOF
+  private "$(dirname "$2")"
+  (umask 077 && cat >"$2") <<EOF
 apiVersion: v1
 kind: Config
 clusters:
@@ -319,7 +324,7 @@ start_etcd() {
 }
 
 start_kube_apiserver() {
-  mkdir -p "$dir/audit"
+  private "$dir/audit" # request and response bodies
   launch kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
@@ -362,7 +367,7 @@ start_kube_scheduler() {
 }
 
 start_kwok() {
-  mkdir -p "$dir/kwok"
+  private "$dir/kwok"
   # KWOK_WORKDIR keeps kwok from also loading ~/.kwok/kwok.yaml
   KWOK_WORKDIR=$dir/kwok launch kwok "$KWOK_BIN" \
     --kubeconfig="$dir/kubeconfigs/kwok.kubeconfig" \
@@ -376,7 +381,7 @@ start_kwok() {
 s3() { curl -sS --max-time 5 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" "$@"; }
 
 start_minio() {
-  mkdir -p "$dir/minio"
+  private "$dir/minio"
   MINIO_ROOT_USER=$S3_ACCESS_KEY MINIO_ROOT_PASSWORD=$S3_SECRET_KEY MINIO_UPDATE=off \
     MINIO_BROWSER_REDIRECT=off \
     launch minio "$MINIO_BIN" server "$dir/minio" \
@@ -444,14 +449,15 @@ runner_ready() {
 }
 
 start_runner() {
-  mkdir -p "$dir/runner"
+  private "$dir/runner" # pods' tokens, kubeconfigs and Secret volumes (the runner makes it 0700 too)
   launch runner "$RUNNER_BIN" --kubeconfig "$dir/kubeconfig" --node-name rehearsal-runner --shutdown-grace-seconds 5 \
     --state-dir "$dir/runner" --bin-dir "$(dirname "$RUNNER_BIN")"
   wait_until runner "Ready (node rehearsal-runner)" 60 runner_ready
 }
 
+# write_env: the sourceable environment, 0600 (it holds the S3 secret key).
 write_env() {
-  cat >"$dir/env" <<EOF
+  (umask 077 && cat >"$dir/env") <<EOF
 # source this file: the local control plane and its S3 server (e2e/cluster/sandbox.sh)
 export REHEARSAL_SANDBOX_DIR="$dir"
 export KUBECONFIG="$dir/kubeconfig"
@@ -463,6 +469,7 @@ export AWS_REGION="us-east-1"
 export REHEARSAL_S3_BUCKET="$BUCKET"
 export REHEARSAL_AUDIT_LOG="$dir/audit/audit.log"
 EOF
+  chmod 600 "$dir/env"
 }
 
 usage_hint() {
@@ -482,6 +489,10 @@ cmd_up() {
   local t0 c todo=()
   t0=$(now)
   resolve_bins
+  # From here on every file the sandbox or its components create (keys, tokens, kubeconfigs, the
+  # env file, etcd's and MinIO's data, the audit log, logs, the runner's pod folders) is private
+  # to this user; the binaries built above keep the usual modes.
+  umask 077
   if all_up; then
     say "already up (nothing to do)"
     write_env
@@ -505,7 +516,7 @@ cmd_up() {
     wipe
     rm -rf "$dir/logs"
   fi
-  mkdir -p "$dir/pids" "$dir/logs" "$dir/kubeconfigs"
+  private "$dir" "$dir/pids" "$dir/logs" "$dir/kubeconfigs"
   trap 'err "interrupted: stopping what was started"; stop_all >/dev/null; exit 130' INT TERM
 
   [ -f "$dir/pki/tokens.csv" ] || gen_pki
@@ -582,7 +593,7 @@ main() {
   local cmd=${1:-}
   case $cmd in
     up | down)
-      mkdir -p "$dir"
+      private "$dir"
       exec 9>"$dir/.lock"
       flock -w 600 9 || { err "another sandbox.sh $cmd holds $dir/.lock"; exit 1; }
       "cmd_$cmd" ;;
