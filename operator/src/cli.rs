@@ -36,6 +36,11 @@ pub struct Args {
     /// margin as termination grace period.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub cleanup_timeout: u64,
+    /// Run the preRun/postRun hooks of Simulations. Creating a Simulation with hooks means running
+    /// its commands in the driver pod as the driver's service account; with false, such a
+    /// Simulation is Stalled (HooksNotAllowed) instead.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_hooks: bool,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,

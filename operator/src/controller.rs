@@ -487,6 +487,7 @@ async fn delete(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
 /// Checks what the Simulation refers to; a permanent error names the object and field.
 async fn check(sim: &Simulation, ctx: &Context) -> Result<()> {
     let spec = &sim.spec;
+    hooks_allowed(spec, ctx.settings.allow_hooks)?;
     if let Some(d) = &spec.duration {
         rehearsal_driver::replay::run::parse_duration(d)
             .map_err(|e| Error::permanent("InvalidSpec", format!("spec.duration: {e}")))?;
@@ -553,6 +554,21 @@ async fn check(sim: &Simulation, ctx: &Context) -> Result<()> {
         return Err(Error::permanent(
             "ServiceAccountNotFound",
             format!("spec.driver.serviceAccountName: ServiceAccount {ns}/{account} not found"),
+        ));
+    }
+    Ok(())
+}
+
+/// Hooks run commands in the driver pod as the driver's service account: an operator started
+/// with `--allow-hooks=false` refuses Simulations that have any.
+pub fn hooks_allowed(spec: &rehearsal_crds::SimulationSpec, allow: bool) -> Result<()> {
+    let hooks = spec.hooks.as_ref().map_or(0, |h| h.pre_run.len().saturating_add(h.post_run.len()));
+    if hooks > 0 && !allow {
+        return Err(Error::permanent(
+            "HooksNotAllowed",
+            format!(
+                "spec.hooks: this operator runs no hooks (--allow-hooks=false); remove the {hooks} hooks or ask its administrators"
+            ),
         ));
     }
     Ok(())
@@ -699,5 +715,22 @@ mod tests {
         assert_eq!(owner.namespace, None);
         let orphan: Job = serde_json::from_value(json!({"metadata": {"name": "x"}})).expect("job literal");
         assert_eq!(owner_of(&orphan), None);
+    }
+
+    #[test]
+    fn hooks_are_refused_when_not_allowed() {
+        let spec: rehearsal_crds::SimulationSpec =
+            serde_json::from_value(json!({"source": {"trace": {"uri": "s3://b/t"}},
+            "hooks": {"preRun": [{"command": "true"}], "postRun": [{"command": "true"}]}}))
+            .expect("spec literal");
+        assert!(hooks_allowed(&spec, true).is_ok());
+        let err = hooks_allowed(&spec, false).expect_err("refused").to_string();
+        assert_eq!(
+            err,
+            "HooksNotAllowed: spec.hooks: this operator runs no hooks (--allow-hooks=false); remove the 2 hooks or ask its administrators"
+        );
+        let none: rehearsal_crds::SimulationSpec =
+            serde_json::from_value(json!({"source": {"trace": {"uri": "s3://b/t"}}})).expect("spec literal");
+        assert!(hooks_allowed(&none, false).is_ok());
     }
 }

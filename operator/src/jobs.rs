@@ -19,6 +19,8 @@ use crate::settings::Settings;
 pub const TLS_DIR: &str = "/etc/rehearsal/tls";
 /// Where a ConfigMap trace is mounted.
 pub const TRACE_DIR: &str = "/etc/rehearsal/trace";
+/// Taint of the local control plane's process-runner node (tolerated by driver pods).
+pub const RUNNER_TAINT: &str = "rehearsal.dev/runner";
 /// Where a scenario run writes its logs before the upload.
 pub const LOG_DIR: &str = "/var/log/rehearsal";
 
@@ -179,6 +181,9 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
                 "metadata": {"labels": names::driver_pod_labels(&name, index)},
                 "spec": {
                     "restartPolicy": "Never",
+                    // The local control plane's process runner node is tainted so that stray pods
+                    // stay Pending; driver pods are meant to run there.
+                    "tolerations": [{"key": RUNNER_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
                     "serviceAccountName": service_account,
                     "terminationGracePeriodSeconds": settings.driver_grace_seconds(),
                     "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},

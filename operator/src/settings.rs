@@ -19,6 +19,8 @@ pub struct Settings {
     pub ca_validity: Duration,
     /// Validity of a driver's serving certificate.
     pub serving_validity: Duration,
+    /// Whether Simulations may run hooks.
+    pub allow_hooks: bool,
 }
 
 impl Settings {
@@ -32,6 +34,7 @@ impl Settings {
             cleanup_timeout: Duration::from_secs(300),
             ca_validity: Duration::from_secs(3650 * 86_400),
             serving_validity: Duration::from_secs(90 * 86_400),
+            allow_hooks: true,
         }
     }
 
@@ -52,6 +55,7 @@ impl From<&crate::cli::Args> for Settings {
             cleanup_timeout: std::time::Duration::from_secs(a.cleanup_timeout),
             ca_validity: std::time::Duration::from_secs(a.ca_validity_days.saturating_mul(86_400)),
             serving_validity: std::time::Duration::from_secs(a.serving_cert_validity_hours.saturating_mul(3600)),
+            allow_hooks: a.allow_hooks,
         }
     }
 }

@@ -132,7 +132,8 @@ mod tests {
     #[test]
     fn service_configuration_has_no_url_and_is_scoped_to_the_run() {
         let owner = json!({"apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "name": "sim", "uid": "s"});
-        let endpoint = Endpoint::Service { namespace: "rehearsal-system".into(), name: "rehearsal-sim".into(), port: 443 };
+        let endpoint =
+            Endpoint::Service { namespace: "rehearsal-system".into(), name: "rehearsal-sim".into(), port: 443 };
         let v = configuration(&registration(&owner, endpoint));
         let typed: MutatingWebhookConfiguration = serde_json::from_value(v).expect("typed");
         let hook = &typed.webhooks.expect("webhooks")[0];

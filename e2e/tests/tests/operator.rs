@@ -627,6 +627,8 @@ async fn bad_simulations_and_spec_edits(client: Client) {
     assert_eq!(reason, "SecretNotFound");
     assert!(msg.contains("spec.artifacts.credentialsSecret.name") && msg.contains("missing-secret"), "{msg}");
     assert_eq!(phase(&stalled), Some(Phase::Pending));
+    let (_, described) = kubectl(&["describe", "simulation", &name]).await;
+    assert!(described.contains("SecretNotFound"), "the stall is an Event too:\n{described}");
 
     // The spec is immutable: a changed speed is refused with a message that says what to do.
     let err = sims(&client)
