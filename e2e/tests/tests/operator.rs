@@ -593,6 +593,30 @@ async fn leader_killed_mid_run(client: Client) {
         |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
     )
     .await;
+    // A graceful stop (the pod deleted: SIGTERM) releases the Lease, so the standby takes over at
+    // once instead of after the lease expires.
+    let current = leader(&client).await;
+    let stopped_at = Instant::now();
+    pods.delete(&current.name_any(), &DeleteParams::default()).await.expect("delete the leader pod");
+    let next = poll_until(Duration::from_secs(15), "the standby leads after a graceful stop", || async {
+        let l = leader(&client).await;
+        (l.name_any() != current.name_any()).then_some(l)
+    })
+    .await;
+    eprintln!(
+        "leader {} stopped (SIGTERM); {} leads after {:.1} s",
+        current.name_any(),
+        next.name_any(),
+        stopped_at.elapsed().as_secs_f64()
+    );
+    wait_for(
+        &deployments,
+        "rehearsal-operator",
+        Duration::from_secs(120),
+        "2 ready replicas again",
+        |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
+    )
+    .await;
     let _ = delete_and_wait(&Api::<Namespace>::all(client.clone()), &scratch, Duration::from_secs(60)).await;
 }
 
