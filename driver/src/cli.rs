@@ -69,7 +69,7 @@ pub struct ReplayArgs {
     /// Port of the HTTPS admission webhook.
     #[arg(long, default_value_t = 8888)]
     pub admission_webhook_port: u16,
-    /// Speed factor: 10 replays ten times faster than recorded.
+    /// Speed factor: 10 replays ten times faster than recorded; from 0.001 to 10000.
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     pub speed: f64,
     /// PEM certificate of the webhook listener.
@@ -170,7 +170,8 @@ pub struct ScenarioArgs {
     /// Region of the bucket [default: us-west-2].
     #[arg(long, env = "S3_REGION", value_name = "REGION")]
     pub s3_region: Option<String>,
-    /// Speed factor: the timestep is divided by it (15 plays a 15 s timestep every second).
+    /// Speed factor: the timestep is divided by it (15 plays a 15 s timestep every second); from
+    /// 0.001 to 10000.
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed, allow_negative_numbers = true)]
     pub speed: f64,
     /// Where pods run: `virtual` puts every pod template on the KWOK nodes (toleration
@@ -179,7 +180,7 @@ pub struct ScenarioArgs {
     #[arg(long, value_enum, default_value_t = Placement::Virtual)]
     pub placement: Placement,
     /// Seconds to wait for the scenario's Deployments to be available before the first step.
-    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub ready_timeout: u64,
     /// Seconds to wait for everything the run created to be deleted at the end.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
@@ -192,10 +193,11 @@ pub struct ScenarioArgs {
     pub verbosity: String,
 }
 
+/// A speed within the driver's bounds (see `limits`): 1e-20 would make every offset overflow.
 fn parse_speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        Ok(_) => Err(format!("{s} is not a speed: it must be a number greater than 0")),
+        Ok(v) if crate::limits::check_speed("--speed", v).is_ok() => Ok(v),
+        Ok(_) => Err(format!("{s} is not a speed: it must be a number from 0.001 to 10000")),
         Err(_) => Err(format!("{s:?} is not a number")),
     }
 }
@@ -234,6 +236,9 @@ mod tests {
         for (extra, needle) in [
             (vec!["--speed", "0"], "0 is not a speed"),
             (vec!["--speed=-3"], "-3 is not a speed"),
+            (vec!["--speed", "1e-20"], "1e-20 is not a speed: it must be a number from 0.001 to 10000"),
+            (vec!["--speed", "10001"], "10001 is not a speed"),
+            (vec!["--speed", "inf"], "inf is not a speed"),
             (vec!["--speed", "fast"], "\"fast\" is not a number"),
             (vec!["--admission-webhook-port", "70000"], "--admission-webhook-port"),
             (vec!["--concurrency", "0"], "--concurrency"),
@@ -281,6 +286,9 @@ mod tests {
             (vec!["--speed", "-1"], "-1 is not a speed"),
             (vec!["--placement", "karpenter"], "--placement"),
             (vec!["--ready-timeout", "0"], "--ready-timeout"),
+            (vec!["--speed", "1e-20"], "1e-20 is not a speed"),
+            (vec!["--ready-timeout", "86401"], "--ready-timeout"),
+            (vec!["--ready-timeout", "18446744073709551615"], "--ready-timeout"),
         ] {
             let all: Vec<&str> = ["rehearsal-driver", "scenario", "--scenario", "d"].into_iter().chain(args).collect();
             let err = Cli::try_parse_from(all).expect_err("rejected").to_string();

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod hooks;
+pub mod limits;
 pub mod replay;
 pub mod s3;
 pub mod scenario;

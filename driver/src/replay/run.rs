@@ -305,33 +305,10 @@ async fn replay_stages(
     }
 }
 
-/// Parses a Go-style duration ("90s", "5m", "1h30m", "250ms"), as the CRD's schema allows.
+/// Parses a Go-style duration ("90s", "5m", "1h30m", "250ms"), as the CRD's schema allows, of at
+/// most 30 days; the checks live in [`crate::limits::parse_duration`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("duration {s:?} is not a Go duration such as 90s, 5m or 1h30m");
-    let mut total = 0.0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
-        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
-        rest = &rest[num_len..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (0.001, 2)
-        } else if rest.starts_with('s') {
-            (1.0, 1)
-        } else if rest.starts_with('m') {
-            (60.0, 1)
-        } else if rest.starts_with('h') {
-            (3600.0, 1)
-        } else {
-            return Err(bad());
-        };
-        total += value * unit;
-        rest = &rest[len..];
-    }
-    Ok(Duration::from_secs_f64(total))
+    crate::limits::parse_duration("duration", s).map_err(|e| e.to_string())
 }
 
 /// The recorded namespace of the trace's first namespaced object, if any.
@@ -357,5 +334,9 @@ mod tests {
         for bad in ["", "5", "5 m", "m", "-1s", "5d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            parse_duration("99999999999999999999h"),
+            Err(r#"duration "99999999999999999999h": longer than the maximum of 30 days (720h)"#.to_string())
+        );
     }
 }

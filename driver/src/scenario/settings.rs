@@ -183,11 +183,19 @@ pub fn resolve(args: &ScenarioArgs) -> Result<Settings, SettingsError> {
     };
     // clap's value parser already refused these; checked again because Settings may be built
     // from other callers' values.
-    if !(args.speed.is_finite() && args.speed > 0.0) {
+    if crate::limits::check_speed("--speed", args.speed).is_err() {
         return Err(SettingsError::BadFlag {
             flag: "--speed",
             value: args.speed.to_string(),
-            rule: "must be a number greater than 0",
+            rule: "must be a number from 0.001 to 10000",
+        });
+    }
+    // Also a flag clap bounds; a wait of u64::MAX seconds would overflow a deadline.
+    if !(1..=crate::limits::MAX_TIMEOUT_SECONDS as u64).contains(&args.ready_timeout) {
+        return Err(SettingsError::BadFlag {
+            flag: "--ready-timeout",
+            value: args.ready_timeout.to_string(),
+            rule: "must be from 1 to 86400 seconds",
         });
     }
     Ok(Settings {
@@ -199,7 +207,7 @@ pub fn resolve(args: &ScenarioArgs) -> Result<Settings, SettingsError> {
         s3,
         speed: args.speed,
         placement: args.placement,
-        ready_timeout: Duration::from_secs(args.ready_timeout.max(1)),
+        ready_timeout: Duration::from_secs(args.ready_timeout),
         cleanup_timeout: Duration::from_secs(args.cleanup_timeout.max(1)),
         keep: args.keep,
     })
@@ -347,7 +355,15 @@ mod tests {
                 ScenarioArgs { sim_name: Some("a b".into()), ..with_dir() },
                 r#"--sim-name "a b": a Simulation name is a DNS subdomain (lowercase letters, digits, '-' and '.')"#,
             ),
-            (ScenarioArgs { speed: 0.0, ..with_dir() }, r#"--speed "0": must be a number greater than 0"#),
+            (ScenarioArgs { speed: 0.0, ..with_dir() }, r#"--speed "0": must be a number from 0.001 to 10000"#),
+            (
+                ScenarioArgs { speed: 1e-20, ..with_dir() },
+                r#"--speed "0.00000000000000000001": must be a number from 0.001 to 10000"#,
+            ),
+            (
+                ScenarioArgs { ready_timeout: u64::MAX, ..with_dir() },
+                r#"--ready-timeout "18446744073709551615": must be from 1 to 86400 seconds"#,
+            ),
         ];
         for (a, message) in cases {
             assert_eq!(resolve(&a).map(|_| ()).map_err(|e| e.to_string()), Err(message.to_string()));

@@ -19,7 +19,8 @@ impl PodLifecycle {
     /// Seconds between start and end when finished.
     pub fn duration_seconds(&self) -> Option<i64> {
         match *self {
-            PodLifecycle::Finished(start, end) => Some(end - start),
+            // Saturating: a parsed trace's timestamps are bounded, but this is public.
+            PodLifecycle::Finished(start, end) => Some(end.saturating_sub(start)),
             PodLifecycle::Empty | PodLifecycle::Running(_) => None,
         }
     }
@@ -44,6 +45,22 @@ impl Lifecycles {
         self.by_owner.get(gvk).and_then(|owners| owners.get(owner)).map(Vec::as_slice).unwrap_or(&[])
     }
 
+    /// The first recorded lifecycle with a timestamp outside `range`, with its owner's GVK and
+    /// name: the replay subtracts and scales these, so they are checked before it starts.
+    pub(crate) fn first_outside(&self, range: std::ops::RangeInclusive<i64>) -> Option<(&str, &str, PodLifecycle)> {
+        self.by_owner.iter().find_map(|(gvk, owners)| {
+            owners.iter().find_map(|(owner, list)| {
+                list.iter()
+                    .find(|l| match **l {
+                        PodLifecycle::Empty => false,
+                        PodLifecycle::Running(t) => !range.contains(&t),
+                        PodLifecycle::Finished(a, b) => !range.contains(&a) || !range.contains(&b),
+                    })
+                    .map(|l| (gvk.as_str(), owner.as_str(), *l))
+            })
+        })
+    }
+
     #[cfg(test)]
     /// Number of owners with recorded lifecycles.
     pub(crate) fn owner_count(&self) -> usize {
@@ -60,6 +77,8 @@ mod tests {
         assert_eq!(PodLifecycle::Finished(10, 40).duration_seconds(), Some(30));
         assert_eq!(PodLifecycle::Running(10).duration_seconds(), None);
         assert_eq!(PodLifecycle::Empty.duration_seconds(), None);
+        assert_eq!(PodLifecycle::Finished(i64::MIN, i64::MAX).duration_seconds(), Some(i64::MAX));
+        assert_eq!(PodLifecycle::Finished(i64::MAX, i64::MIN).duration_seconds(), Some(i64::MIN));
     }
 
     #[test]

@@ -94,6 +94,9 @@ impl fmt::Debug for Trace {
     }
 }
 
+/// The timestamp range a trace may use, as messages name it (see `limits`).
+const TS_BOUNDS: &str = "-62135596800..=253402300799 (0001-01-01 to 9999-12-31 in Unix seconds)";
+
 /// Is this byte a msgpack map marker (fixmap, map16, map32)?
 fn is_msgpack_map(byte: u8) -> bool {
     matches!(byte, 0x80..=0x8f | 0xde | 0xdf)
@@ -118,6 +121,19 @@ impl Trace {
             }
         };
         let Scanned { version, config, events: ranges, lifecycles } = scanned;
+        let ts_range = crate::limits::MIN_TRACE_TS..=crate::limits::MAX_TRACE_TS;
+        if let Some((gvk, owner, lifecycle)) = lifecycles.first_outside(ts_range.clone()) {
+            // Lifetimes are end - start, divided by the speed: i64 extremes would overflow.
+            return Err(TraceError::Malformed {
+                origin: origin.to_string(),
+                at: match format {
+                    TraceFormat::Msgpack => Position::Byte(start),
+                    TraceFormat::Json => json::line_col(&bytes, start),
+                },
+                context: format!("pod_lifecycles[{gvk}, {owner}]"),
+                problem: format!("{lifecycle:?} has a timestamp outside {TS_BOUNDS}"),
+            });
+        }
 
         let mut trace = Trace {
             origin: origin.to_string(),
@@ -132,6 +148,15 @@ impl Trace {
         };
         for (i, range) in ranges.into_iter().enumerate() {
             let event = trace.decode(i, range.clone())?;
+            if !ts_range.contains(&event.ts) {
+                // Offsets are ts - first_ts divided by the speed: i64 extremes would overflow.
+                return Err(TraceError::Malformed {
+                    origin: trace.origin.clone(),
+                    at: trace.position(range.start),
+                    context: format!("events[{i}].ts"),
+                    problem: format!("timestamp {} is outside {TS_BOUNDS}", event.ts),
+                });
+            }
             if let Some(previous) = trace.events.last()
                 && event.ts < previous.ts
             {

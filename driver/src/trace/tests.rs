@@ -469,3 +469,71 @@ fn index_is_small_and_proportional_to_events() {
     assert!(heap <= 24 * trace.event_count() + 16_384, "{heap} bytes of index");
     assert!(heap * 50 < len, "{heap} bytes of index for {len} bytes of trace");
 }
+
+#[test]
+fn timestamps_at_the_i64_bounds_are_rejected_not_overflowed() {
+    // i64::MIN then i64::MAX: in order, but their difference overflows an i64.
+    for (ts, format) in [(i64::MIN, "msgpack"), (i64::MAX, "msgpack"), (i64::MIN, "json"), (i64::MAX, "json")] {
+        let doc = json!({"version": 2, "config": {}, "index": {}, "pod_lifecycles": {}, "events": [
+            {"ts": 0, "applied_objs": [], "deleted_objs": []},
+            {"ts": ts, "applied_objs": [], "deleted_objs": []},
+        ]});
+        let bytes = if format == "json" { serde_json::to_vec(&doc).unwrap() } else { msgpack(&doc) };
+        let err = parse_err(bytes, "extreme");
+        let expected = format!(
+            "events[1].ts: timestamp {ts} is outside -62135596800..=253402300799 (0001-01-01 to 9999-12-31 in \
+             Unix seconds)"
+        );
+        assert!(err.starts_with("extreme: ") && err.ends_with(&expected), "{format} {ts}: {err}");
+    }
+    let doc = one_event_doc(json!({"ts": i64::MIN, "applied_objs": [], "deleted_objs": []}));
+    let err = parse_err(msgpack(&doc), "min.sktrace");
+    assert_eq!(
+        err,
+        "min.sktrace: byte 17: events[0].ts: timestamp -9223372036854775808 is outside -62135596800..=253402300799 \
+         (0001-01-01 to 9999-12-31 in Unix seconds)"
+    );
+    // The bounds themselves are accepted.
+    for ts in [crate::limits::MIN_TRACE_TS, crate::limits::MAX_TRACE_TS] {
+        let doc = one_event_doc(json!({"ts": ts, "applied_objs": [], "deleted_objs": []}));
+        assert_eq!(Trace::parse(msgpack(&doc), "t").unwrap().first_ts(), Some(ts));
+    }
+}
+
+#[test]
+fn lifecycles_at_the_i64_bounds_are_rejected() {
+    let lifecycles = json!([[["v1.Pod", "ns/p"], {"1": [{"Finished": [i64::MIN, i64::MAX]}]}]]);
+    let doc = json!({"version": 2, "config": {}, "events": [], "pod_lifecycles": lifecycles});
+    assert_eq!(
+        parse_err(serde_json::to_vec(&doc).unwrap(), "life.json"),
+        "life.json: line 1, column 1: pod_lifecycles[v1.Pod, ns/p]: Finished(-9223372036854775808, \
+         9223372036854775807) has a timestamp outside -62135596800..=253402300799 (0001-01-01 to 9999-12-31 in \
+         Unix seconds)"
+    );
+    // msgpack: keys are [GVK, owner] arrays, so the document is written by hand.
+    let mut bytes = Vec::new();
+    rmp::encode::write_map_len(&mut bytes, 3).unwrap();
+    for (k, v) in [("version", json!(2)), ("config", json!({})), ("events", json!([]))] {
+        rmp::encode::write_str(&mut bytes, k).unwrap();
+        if k == "version" {
+            rmp::encode::write_uint(&mut bytes, 2).unwrap();
+        } else {
+            bytes.extend(msgpack(&v));
+        }
+    }
+    bytes[0] = 0x84;
+    rmp::encode::write_str(&mut bytes, "pod_lifecycles").unwrap();
+    rmp::encode::write_map_len(&mut bytes, 1).unwrap();
+    rmp::encode::write_array_len(&mut bytes, 2).unwrap();
+    rmp::encode::write_str(&mut bytes, "v1.Pod").unwrap();
+    rmp::encode::write_str(&mut bytes, "ns/p").unwrap();
+    rmp::encode::write_map_len(&mut bytes, 1).unwrap();
+    rmp::encode::write_uint(&mut bytes, 7).unwrap();
+    bytes.extend(msgpack(&json!([{"Running": i64::MAX}])));
+    let err = parse_err(bytes, "life.sktrace");
+    assert_eq!(
+        err,
+        "life.sktrace: byte 0: pod_lifecycles[v1.Pod, ns/p]: Running(9223372036854775807) has a timestamp outside \
+         -62135596800..=253402300799 (0001-01-01 to 9999-12-31 in Unix seconds)"
+    );
+}
