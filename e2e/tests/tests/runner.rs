@@ -17,6 +17,7 @@ fn job(name: &str, command: serde_json::Value, image: &str) -> Job {
             "template": {"spec": {
                 "restartPolicy": "Never",
                 "nodeSelector": {"rehearsal.dev/runner": "true"},
+                "tolerations": [{"key": "rehearsal.dev/runner", "operator": "Exists", "effect": "NoSchedule"}],
                 "containers": [{"name": "main", "image": image, "command": command}]
             }}
         }
