@@ -1,5 +1,8 @@
 //! The `/mutate` admission webhook: pins the run's pods to the virtual nodes and gives them
-//! their recorded lifetimes; every other pod is returned unchanged.
+//! their recorded lifetimes. It is only called for pods of the run's virtual namespaces, so a
+//! pod there that does not belong to the current run (a leftover controller of another run, a
+//! pod made before the run started) is denied rather than let through to a real node.
+//! Dry-run requests get the same answer but change no state (`sideEffects: NoneOnDryRun`).
 
 pub mod mutate;
 pub mod owners;
@@ -47,8 +50,12 @@ pub struct State<L> {
     /// Pods seen per trace object: the n-th pod gets the n-th recorded lifetime.
     seen: Mutex<HashMap<TraceObject, usize>>,
     /// What each owner (by UID) resolved to, so the pods of one ReplicaSet or Job cost one walk.
+    /// Bounded: cleared when it reaches [`MAX_CACHED_OWNERS`] (it is only a cache).
     by_owner: Mutex<HashMap<String, Option<TraceObject>>>,
 }
+
+/// Most owners remembered by the owner cache before it starts over.
+pub const MAX_CACHED_OWNERS: usize = 50_000;
 
 /// Why a review could not be answered (answered with HTTP 400).
 #[derive(Debug, thiserror::Error)]
@@ -84,11 +91,15 @@ impl<L: ObjectLookup> State<L> {
         }
     }
 
-    fn next_lifetime(&self, owner: &TraceObject, run: &RunInfo) -> Option<f64> {
+    /// The lifetime of the next pod of `owner`; a dry run sees it without taking it, so dry runs
+    /// do not shift the lifetimes of the pods created after them.
+    fn next_lifetime(&self, owner: &TraceObject, run: &RunInfo, dry_run: bool) -> Option<f64> {
         let mut seen = self.seen.lock().ok()?;
         let n = seen.entry(owner.clone()).or_insert(0);
         let lifetime = run.lifetimes.lifetime(owner, *n);
-        *n += 1;
+        if !dry_run {
+            *n = n.saturating_add(1);
+        }
         lifetime
     }
 
@@ -99,13 +110,20 @@ impl<L: ObjectLookup> State<L> {
         let req: AdmissionRequest<DynamicObject> =
             review.try_into().map_err(|_| ReviewError::Malformed("the review has no request".to_string()))?;
         let response = AdmissionResponse::from(&req);
-        let run = self.run.read().ok().and_then(|r| r.clone());
-        let (Some(run), Some(obj), Operation::Create) = (run, req.object.as_ref(), &req.operation) else {
+        let (Some(obj), Operation::Create) = (req.object.as_ref(), &req.operation) else {
             return Ok(response.into_review());
         };
         if req.kind.kind != "Pod" {
             return Ok(response.into_review());
         }
+        let Some(run) = self.run.read().ok().and_then(|r| r.clone()) else {
+            return Ok(response
+                .deny(format!(
+                    "rehearsal webhook of simulation {}: the run has not started; no pod may be created in its namespaces yet",
+                    self.simulation
+                ))
+                .into_review());
+        };
         let pod = serde_json::to_value(obj).unwrap_or(Value::Null);
         let namespace = req.namespace.clone().unwrap_or_default();
         // Pods owned by the root itself are trace objects; other pods share their owner's answer.
@@ -122,6 +140,9 @@ impl<L: ObjectLookup> State<L> {
                 if let (Some(uid), Ok(found)) = (&owner_uid, &found)
                     && let Ok(mut m) = self.by_owner.lock()
                 {
+                    if m.len() >= MAX_CACHED_OWNERS {
+                        m.clear();
+                    }
                     m.insert(uid.clone(), found.clone());
                 }
                 found
@@ -129,7 +150,18 @@ impl<L: ObjectLookup> State<L> {
         };
         let owner = match resolved {
             Ok(Some(owner)) => owner,
-            Ok(None) => return Ok(response.into_review()),
+            // In the run's namespaces but not made from this run's objects: never let it reach a
+            // real node.
+            Ok(None) => {
+                let name = pod.pointer("/metadata/name").or_else(|| pod.pointer("/metadata/generateName"));
+                tracing::warn!(%namespace, pod = ?name, "a pod that is not of this run; denying it");
+                return Ok(response
+                    .deny(format!(
+                        "rehearsal webhook of simulation {}: this pod does not belong to the current run (its owners do not lead to SimulationRoot uid {}); pods in the run's namespaces must come from the run",
+                        self.simulation, run.root_uid
+                    ))
+                    .into_review());
+            }
             // Allowing the pod unchanged would let it land on a real node; deny so the
             // controller that made it retries.
             Err(e) => {
@@ -139,7 +171,7 @@ impl<L: ObjectLookup> State<L> {
                     .into_review());
             }
         };
-        let lifetime = self.next_lifetime(&owner, &run);
+        let lifetime = self.next_lifetime(&owner, &run, req.dry_run);
         let ops = patch_for(&pod, &Mutation { simulation: &self.simulation, lifetime_seconds: lifetime });
         tracing::debug!(%namespace, owner = %owner.owner, ?lifetime, "mutating pod");
         match response.clone().with_patch(json_patch::Patch(ops)) {
@@ -211,13 +243,41 @@ mod tests {
         assert!(patch.to_string().contains("kwok-provider"));
     }
 
+    fn denial(review: &AdmissionReview<DynamicObject>) -> Option<String> {
+        let resp = serde_json::to_value(review).expect("review serialises");
+        (resp["response"]["allowed"] == false)
+            .then(|| resp["response"]["status"]["message"].as_str().unwrap_or_default().to_string())
+    }
+
     #[tokio::test]
-    async fn other_pods_and_operations_are_unchanged() {
+    async fn pods_not_of_the_run_are_denied_and_updates_pass() {
         let s = state();
-        assert_eq!(patch_of(&s.review(&review(bare_pod("p", "other-root"), "CREATE")).await.expect("review")), None);
+        let other = s.review(&review(bare_pod("p", "other-root"), "CREATE")).await.expect("review");
+        let msg = denial(&other).expect("a pod of another root is denied");
+        assert!(msg.contains("does not belong to the current run") && msg.contains("root"), "{msg}");
         assert_eq!(patch_of(&s.review(&review(bare_pod("p", "root"), "UPDATE")).await.expect("review")), None);
         let before_run = State::new("sim-a", "virtual", NoLookup);
-        assert_eq!(patch_of(&before_run.review(&review(bare_pod("p", "root"), "CREATE")).await.expect("review")), None);
+        let early = before_run.review(&review(bare_pod("p", "root"), "CREATE")).await.expect("review");
+        assert!(denial(&early).expect("denied before the run").contains("has not started"));
+    }
+
+    #[tokio::test]
+    async fn dry_runs_do_not_shift_lifetimes() {
+        let s = state();
+        let mut dry: Value = serde_json::from_slice(&review(bare_pod("p", "root"), "CREATE")).expect("json");
+        dry["request"]["dryRun"] = json!(true);
+        let dry = serde_json::to_vec(&dry).expect("bytes");
+        for _ in 0..3 {
+            let patch = patch_of(&s.review(&dry).await.expect("review")).expect("a dry run is answered as a real one");
+            assert!(patch.to_string().contains("lifetime"), "{patch}");
+        }
+        // The first real pod still gets the first recorded lifetime, the second none.
+        let first =
+            patch_of(&s.review(&review(bare_pod("p", "root"), "CREATE")).await.expect("review")).expect("patched");
+        assert!(first.to_string().contains("lifetime"), "{first}");
+        let second =
+            patch_of(&s.review(&review(bare_pod("p", "root"), "CREATE")).await.expect("review")).expect("patched");
+        assert!(!second.to_string().contains("lifetime"), "{second}");
     }
 
     /// Counts lookups; knows one ReplicaSet owned by the root.

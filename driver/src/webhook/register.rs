@@ -72,7 +72,8 @@ pub fn configuration(r: &Registration<'_>) -> Value {
         "webhooks": [{
             "name": "pods.rehearsal.dev",
             "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
+            // The webhook counts the pods it has seen, but not on dry runs.
+            "sideEffects": "NoneOnDryRun",
             // A pod of the run that misses the webhook would land on a real node.
             "failurePolicy": "Fail",
             "timeoutSeconds": 10,

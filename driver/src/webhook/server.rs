@@ -68,9 +68,32 @@ async fn mutate<L: ObjectLookup + 'static>(Extract(state): Extract<Arc<State<L>>
     }
 }
 
-/// The routes, without TLS (tests drive them directly).
+/// Largest AdmissionReview accepted: a pod is at most ~1.5 MiB in etcd, its review a little more.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Reviews answered at once; more wait (the API server gives each call its timeout, 10 s).
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// The routes, without TLS (tests drive them directly): `/mutate`, and `/` as SimKube's
+/// controller registers it; bodies over [`MAX_BODY`] get 413, and at most [`MAX_IN_FLIGHT`]
+/// reviews run at once.
 pub fn router<L: ObjectLookup + 'static>(state: Arc<State<L>>) -> Router {
-    Router::new().route("/mutate", post(mutate::<L>)).route("/healthz", get(|| async { "ok" })).with_state(state)
+    Router::new()
+        .route("/mutate", post(mutate::<L>))
+        .route("/", post(mutate::<L>))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(limit_in_flight))
+        .with_state(state)
+}
+
+/// Holds a permit of a process-wide semaphore for the length of a request.
+async fn limit_in_flight(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    static PERMITS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_IN_FLIGHT);
+    match PERMITS.acquire().await {
+        Ok(_permit) => next.run(req).await,
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the webhook is shutting down").into_response(),
+    }
 }
 
 /// Starts serving HTTPS on `addr` with the PEM certificate and key.
@@ -94,4 +117,49 @@ pub async fn serve<L: ObjectLookup + 'static>(
     let app = router(state);
     let task = tokio::spawn(server.handle(handle.clone()).serve(app.into_make_service()));
     Ok(Listener { handle, task, local_addr })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::owners::ObjectLookup;
+    use serde_json::Value;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct NoLookup;
+    impl ObjectLookup for NoLookup {
+        async fn get(&self, _: &str, _: &str, _: &str, _: &str) -> Result<Option<Value>, kube::Error> {
+            Ok(None)
+        }
+    }
+
+    /// Sends one plain-HTTP POST to the router and returns the status line.
+    async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("head");
+        // A server refusing a large body may close before reading it all.
+        let _ = s.write_all(body).await;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out.lines().next().unwrap_or_default().to_string()
+    }
+
+    #[tokio::test]
+    async fn serves_root_and_mutate_and_refuses_huge_bodies() {
+        let state = Arc::new(State::new("sim", "virtual", NoLookup));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(axum::serve(listener, router(state).into_make_service()).into_future());
+        // Both paths answer a review (here a malformed one: 400 from the handler, not 404).
+        assert!(post(addr, "/mutate", b"{}").await.contains("400"));
+        assert!(post(addr, "/", b"{}").await.contains("400"));
+        assert!(post(addr, "/other", b"{}").await.contains("404"));
+        let huge = vec![b' '; MAX_BODY + 1];
+        assert!(post(addr, "/mutate", &huge).await.contains("413"), "bodies over the limit are refused");
+        server.abort();
+    }
 }
