@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::error::{ActionRef, Problem, ScenarioError, StepRef};
 use super::objects::{deployment_name, object_problems};
 use super::steps::{DEFAULT_WAIT_TIMEOUT_SECONDS, MAX_ACTIONS_PER_STEP, MAX_STEPS, not_created};
+use crate::limits::{MAX_LIMIT, MAX_TIMEOUT_SECONDS, MAX_TIMESTEP_SECONDS, MIN_TIMESTEP_SECONDS};
 
 /// What problems in a Scenario object are reported against.
 pub const SPEC: &str = "spec";
@@ -75,14 +76,21 @@ pub fn actions_of(spec: &ScenarioSpec) -> Result<Vec<Vec<PlannedAction>>, Scenar
     let mut problem = |message: String| problems.push(Problem::file(SPEC, message));
     if !spec.timestep.is_finite() || spec.timestep <= 0.0 {
         problem(format!("timestep must be greater than 0 (got {})", spec.timestep));
+    } else if !(MIN_TIMESTEP_SECONDS..=MAX_TIMESTEP_SECONDS).contains(&spec.timestep) {
+        problem(format!("timestep must be from 0.001 to 86400 seconds (got {})", spec.timestep));
     }
+    // Bounded so a play's step sequence and deadlines stay small and exact (see `limits`).
     if spec.start_step < 1 {
         problem(format!("startStep must be at least 1 (got {})", spec.start_step));
+    } else if spec.start_step as usize > MAX_STEPS {
+        problem(format!("startStep must be at most {MAX_STEPS} (got {})", spec.start_step));
     }
-    if let Some(limit) = spec.limit
-        && limit < 1
-    {
-        problem(format!("limit must be at least 1 (got {limit})"));
+    if let Some(limit) = spec.limit {
+        if limit < 1 {
+            problem(format!("limit must be at least 1 (got {limit})"));
+        } else if i64::from(limit) > MAX_LIMIT {
+            problem(format!("limit must be at most {MAX_LIMIT} (got {limit})"));
+        }
     }
     if !is_dns_label(&spec.namespace) {
         problem(format!(
@@ -191,6 +199,11 @@ fn plan_action(action: &Action, deployments: &BTreeSet<String>) -> Result<Action
             errors.push(format!("data.{field} must be at least {min} (got {v})"));
             None
         }
+        // Only a wait has an upper bound: a day, so its deadline always fits (see `limits`).
+        Some(v) if field == "timeoutSeconds" && i64::from(v) > MAX_TIMEOUT_SECONDS => {
+            errors.push(format!("data.{field} must be at most {MAX_TIMEOUT_SECONDS} (got {v})"));
+            None
+        }
         Some(v) => Some(v),
     };
     let target = |name: Option<String>, errors: &mut Vec<String>| {
@@ -294,6 +307,39 @@ mod tests {
             steps: vec![Step { name: "1".into(), actions }],
             karpenter_config: None,
         }
+    }
+
+    #[test]
+    fn numbers_past_their_bounds_are_problems() {
+        let wait = |seconds| {
+            action(
+                ActionType::WaitAvailable,
+                ActionData { name: Some("web".into()), timeout_seconds: Some(seconds), ..Default::default() },
+            )
+        };
+        let mut big = spec(vec![wait(86_401)]);
+        big.timestep = 86_400.5;
+        big.start_step = 5001;
+        big.limit = Some(2_000_000_000);
+        assert_eq!(
+            actions_of(&big).unwrap_err().to_string(),
+            [
+                "spec: timestep must be from 0.001 to 86400 seconds (got 86400.5)",
+                "spec: startStep must be at most 5000 (got 5001)",
+                "spec: limit must be at most 100000 (got 2000000000)",
+                r#"spec: step 1 ("1"), action 1 (WAIT_AVAILABLE): data.timeoutSeconds must be at most 86400 (got 86401)"#,
+            ]
+            .join("\n")
+        );
+        let mut small = spec(vec![wait(86_400)]);
+        small.timestep = 1e-6;
+        assert_eq!(
+            actions_of(&small).unwrap_err().to_string(),
+            "spec: timestep must be from 0.001 to 86400 seconds (got 0.000001)"
+        );
+        let mut edge = spec(vec![wait(86_400)]);
+        (edge.timestep, edge.start_step, edge.limit) = (86_400.0, 1, Some(100_000));
+        assert!(actions_of(&edge).is_ok());
     }
 
     fn action(type_: ActionType, data: ActionData) -> Action {

@@ -13,6 +13,8 @@ use serde_json::Value;
 
 use super::error::{Problem, ScenarioError};
 use super::objects::yaml_options;
+use super::steps::MAX_STEPS;
+use crate::limits::{MAX_LIMIT, MAX_TIMESTEP_SECONDS, MIN_TIMESTEP_SECONDS};
 
 /// File name of the configuration inside a scenario directory.
 pub const CONFIG_FILE: &str = "config.yml";
@@ -159,13 +161,15 @@ impl SimulatorConfig {
             problem(format!("timestep must be a finite number of seconds (got {})", self.timestep));
         } else if self.timestep <= 0.0 {
             problem(format!("timestep must be greater than 0 (got {})", self.timestep));
+        } else if !(MIN_TIMESTEP_SECONDS..=MAX_TIMESTEP_SECONDS).contains(&self.timestep) {
+            problem(format!("timestep must be from 0.001 to 86400 seconds (got {})", self.timestep));
         }
-        for (field, value) in [("start_step", self.start_step), ("limit", self.limit)] {
+        // Bounded so a play's step sequence and deadlines stay small and exact (see `limits`).
+        for (field, value, max) in [("start_step", self.start_step, MAX_STEPS as i64), ("limit", self.limit, MAX_LIMIT)]
+        {
             match value {
                 Some(v) if v < 1 => problem(format!("{field} must be at least 1 (got {v})")),
-                Some(v) if v > i64::from(i32::MAX) => {
-                    problem(format!("{field} must be at most {} (got {v})", i32::MAX))
-                }
+                Some(v) if v > max => problem(format!("{field} must be at most {max} (got {v})")),
                 _ => {}
             }
         }

@@ -287,7 +287,20 @@ fn timing_fields_are_checked_together() {
         problems(tmp.path()),
         [
             "config.yml: timestep must be greater than 0 (got -0.5)",
-            "config.yml: limit must be at most 2147483647 (got 3000000000)"
+            "config.yml: limit must be at most 100000 (got 3000000000)"
+        ]
+    );
+    // The values that made a play materialise billions of steps, or whose deadlines overflowed.
+    let tmp = copy_fixture();
+    edit(tmp.path(), "config.yml", "timestep: 15", "timestep: 86401");
+    edit(tmp.path(), "config.yml", "start_step: 1", "start_step: 9999999999");
+    edit(tmp.path(), "config.yml", "limit: 60", "limit: 2000000000");
+    assert_eq!(
+        problems(tmp.path()),
+        [
+            "config.yml: timestep must be from 0.001 to 86400 seconds (got 86401)",
+            "config.yml: start_step must be at most 5000 (got 9999999999)",
+            "config.yml: limit must be at most 100000 (got 2000000000)",
         ]
     );
 }
