@@ -51,10 +51,11 @@ pub struct SimulationSpec {
     pub repetitions: i32,
 
     /// Prefix of the virtual namespaces: objects recorded in namespace `ns` are created in
-    /// `<prefix>-ns`. A DNS label of at most 20 characters.
+    /// `<prefix>-ns`. A DNS label of at most 20 characters, not `kube` nor `kube-*`.
     #[serde(default = "default_virtual_namespace_prefix")]
     #[schemars(length(max = 20))]
     #[x_kube(validation = (r"self.matches('^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$')", "virtualNamespacePrefix must be a DNS label (lowercase letters, digits and '-', starting and ending with a letter or digit) of at most 20 characters"))]
+    #[x_kube(validation = ("self != 'kube' && !self.startsWith('kube-')", "virtualNamespacePrefix must not make kube-* namespaces (the system's)"))]
     pub virtual_namespace_prefix: String,
 
     /// Commands run by the driver before and after each run.
