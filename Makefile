@@ -36,6 +36,11 @@ test: unit e2e
 crds:
 	$(CARGO) run -q -p rehearsal-operator --bin crdgen -- config/crd
 
+## fuzz: the trace readers and scenario loaders on mutated fixtures, FUZZ_SECONDS per target (default 30)
+.PHONY: fuzz
+fuzz:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-30} $(CARGO) test -p rehearsal-driver --test fuzz -- --nocapture --test-threads 1
+
 ## lint: formatting check and clippy with warnings denied
 lint:
 	$(CARGO) fmt --all -- --check
