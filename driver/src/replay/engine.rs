@@ -256,7 +256,7 @@ pub async fn replay<C: Clock + Clone + 'static>(
                 }
             };
             if !namespaces.contains(&vns) {
-                match ensure_namespace(client, &vns, root, &settings.simulation).await {
+                match ensure_namespace(client, &vns, root, &settings.simulation, TERMINATING_NAMESPACE_WAIT).await {
                     Ok(()) => {
                         namespaces.insert(vns.clone());
                     }
@@ -361,29 +361,126 @@ async fn run_ops<C: Clock>(
     out
 }
 
-/// Creates (server-side apply) a virtual namespace owned by the root and labelled for the
-/// webhook's namespace selector.
+/// How long [`ensure_namespace`] waits for a namespace of an earlier run of the same Simulation
+/// to finish terminating.
+pub const TERMINATING_NAMESPACE_WAIT: Duration = Duration::from_secs(120);
+
+/// Creates a virtual namespace owned by the root and labelled for the webhook's namespace
+/// selector. It is created, never applied over: a namespace that exists and is not this run's
+/// (another team's, another Simulation's) is refused, naming it; one of an earlier run of the
+/// same Simulation that is still terminating is waited for, up to `wait`.
 pub async fn ensure_namespace(
     client: &kube::Client,
     name: &str,
     root: &RootRef,
     simulation: &str,
-) -> Result<(), kube::Error> {
-    let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let body = json!({
+    wait: Duration,
+) -> Result<(), String> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Namespace",
         "metadata": {
             "name": name,
             "labels": {OWNED_BY_SIMULATION_LABEL: simulation},
             "ownerReferences": [root.owner_reference()]
         }
-    });
-    api.patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body)).await.map(|_| ())
+    }))
+    .map_err(|e| format!("namespace {name}: {e}"))?;
+    let started = std::time::Instant::now();
+    loop {
+        let existing = match api.create(&kube::api::PostParams::default(), &ns).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                api.get_opt(name).await.map_err(|e| format!("namespace {name}: {e}"))?
+            }
+            Err(e) => return Err(format!("cannot create namespace {name}: {e}")),
+        };
+        // Deleted between the create and the read: try again.
+        let Some(existing) = existing else { continue };
+        match namespace_owner(&existing, root, simulation) {
+            NamespaceOwner::ThisRun => return Ok(()),
+            NamespaceOwner::EarlierRunTerminating => {
+                let left = wait.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(format!(
+                        "namespace {name} of an earlier run of simulation {simulation} was still terminating after {} s (check its finalizers)",
+                        wait.as_secs()
+                    ));
+                }
+                let uid = existing.metadata.uid.clone().unwrap_or_default();
+                tracing::info!(namespace = %name, "waiting for the namespace of an earlier run to be deleted");
+                let gone = kube::runtime::wait::await_condition(
+                    api.clone(),
+                    name,
+                    kube::runtime::wait::conditions::is_deleted(&uid),
+                );
+                let _ = tokio::time::timeout(left, gone).await;
+            }
+            NamespaceOwner::Other(why) => {
+                return Err(format!(
+                    "namespace {name} exists and was not created by this run ({why}); refusing to replay into it: delete it, or choose another virtualNamespacePrefix"
+                ));
+            }
+        }
+    }
+}
+
+/// Whose an existing virtual namespace is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamespaceOwner {
+    /// Created by this run (owned by its root).
+    ThisRun,
+    /// Left by an earlier run of the same Simulation, being deleted.
+    EarlierRunTerminating,
+    /// Anyone else's; why, in words.
+    Other(String),
+}
+
+/// Decides whose `ns` is, from its owner references, labels and deletion state.
+pub fn namespace_owner(ns: &k8s_openapi::api::core::v1::Namespace, root: &RootRef, simulation: &str) -> NamespaceOwner {
+    let owned = ns.metadata.owner_references.iter().flatten().any(|o| o.uid == root.uid);
+    let label = ns.metadata.labels.as_ref().and_then(|l| l.get(OWNED_BY_SIMULATION_LABEL)).cloned();
+    let terminating = ns.metadata.deletion_timestamp.is_some();
+    match (owned, label.as_deref(), terminating) {
+        (true, _, false) => NamespaceOwner::ThisRun,
+        (_, Some(l), true) if l == simulation => NamespaceOwner::EarlierRunTerminating,
+        (_, Some(l), _) if l == simulation => NamespaceOwner::Other(format!(
+            "labelled for simulation {l} but owned by another run's root: is another driver running it?"
+        )),
+        (_, Some(l), _) => NamespaceOwner::Other(format!("it belongs to simulation {l}")),
+        (_, None, _) => NamespaceOwner::Other("it has no rehearsal.dev/simulation label".into()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ns(value: serde_json::Value) -> k8s_openapi::api::core::v1::Namespace {
+        serde_json::from_value(value).expect("namespace literal")
+    }
+
+    #[test]
+    fn only_this_runs_namespaces_are_used() {
+        let root = RootRef { name: "s-run-0".into(), uid: "root-uid".into() };
+        let ours = ns(json!({"metadata": {"name": "virtual-a", "labels": {OWNED_BY_SIMULATION_LABEL: "s"},
+            "ownerReferences": [{"apiVersion": "rehearsal.dev/v1alpha1", "kind": "SimulationRoot", "name": "s-run-0", "uid": "root-uid"}]}}));
+        assert_eq!(namespace_owner(&ours, &root, "s"), NamespaceOwner::ThisRun);
+        let earlier = ns(json!({"metadata": {"name": "virtual-a", "labels": {OWNED_BY_SIMULATION_LABEL: "s"},
+            "deletionTimestamp": "2026-12-01T00:00:00Z"}}));
+        assert_eq!(namespace_owner(&earlier, &root, "s"), NamespaceOwner::EarlierRunTerminating);
+        let live_other_run = ns(json!({"metadata": {"name": "virtual-a", "labels": {OWNED_BY_SIMULATION_LABEL: "s"}}}));
+        assert!(
+            matches!(namespace_owner(&live_other_run, &root, "s"), NamespaceOwner::Other(w) if w.contains("another driver"))
+        );
+        let other_sim = ns(json!({"metadata": {"name": "virtual-a", "labels": {OWNED_BY_SIMULATION_LABEL: "t"}}}));
+        assert_eq!(namespace_owner(&other_sim, &root, "s"), NamespaceOwner::Other("it belongs to simulation t".into()));
+        let teams = ns(json!({"metadata": {"name": "virtual-a", "labels": {"team": "payments"}}}));
+        assert!(
+            matches!(namespace_owner(&teams, &root, "s"), NamespaceOwner::Other(w) if w.contains("no rehearsal.dev/simulation label"))
+        );
+    }
 
     #[test]
     fn quantiles_are_nearest_rank() {

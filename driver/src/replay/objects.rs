@@ -15,6 +15,9 @@ pub enum ObjectError {
         "virtual namespace {0:?} is not a valid namespace name (a DNS label of at most 63 characters); use a shorter virtualNamespacePrefix"
     )]
     BadNamespace(String),
+    /// `<prefix>-<namespace>` would be a namespace of the system.
+    #[error("virtual namespace {0:?} would be a system namespace (kube-*); choose another virtualNamespacePrefix")]
+    SystemNamespace(String),
 }
 
 /// The SimulationRoot a run's objects are owned by.
@@ -65,7 +68,14 @@ pub fn virtual_namespace(prefix: &str, namespace: &str) -> Result<String, Object
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
-    if valid { Ok(name) } else { Err(ObjectError::BadNamespace(name)) }
+    if !valid {
+        return Err(ObjectError::BadNamespace(name));
+    }
+    // The system's namespaces are never a replay's, whatever the prefix.
+    if name.starts_with("kube-") || name == "default" {
+        return Err(ObjectError::SystemNamespace(name));
+    }
+    Ok(name)
 }
 
 /// Annotations the recording cluster's tools wrote, meaningless in the simulation.
@@ -126,6 +136,9 @@ pub fn virtualize(obj: &Value, virtual_ns: &str, simulation: &str, root: &RootRe
         }
         _ => {}
     }
+    // Pinned when applied, not only by the webhook: a pod template that reached a cluster
+    // without the webhook in effect still lands on the virtual nodes only.
+    crate::scenario::placement::Placement::Virtual.apply(&mut out);
     Ok(out)
 }
 
@@ -187,6 +200,27 @@ mod tests {
             Err(ObjectError::Missing("metadata.name"))
         );
         assert_eq!(virtualize(&json!("not an object"), "v", "s", &root()), Err(ObjectError::Missing("apiVersion")));
+    }
+
+    #[test]
+    fn pod_templates_are_pinned_to_the_virtual_nodes_when_applied() {
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"template": {"spec": {"nodeSelector": {"karpenter.sh/nodepool": "default"}, "containers": []}}}});
+        let out = virtualize(&deploy, "virtual-shop", "s", &root()).expect("deployment");
+        let spec = &out["spec"]["template"]["spec"];
+        assert_eq!(spec["nodeSelector"], json!({"type": "virtual"}));
+        assert_eq!(spec["tolerations"][0]["key"], "kwok-provider");
+        let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "shop"},
+            "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}}}});
+        let out = virtualize(&cron, "virtual-shop", "s", &root()).expect("cronjob");
+        assert_eq!(out["spec"]["jobTemplate"]["spec"]["template"]["spec"]["nodeSelector"]["type"], "virtual");
+    }
+
+    #[test]
+    fn system_namespaces_are_never_virtual_ones() {
+        assert_eq!(virtual_namespace("kube", "system"), Err(ObjectError::SystemNamespace("kube-system".into())));
+        assert_eq!(virtual_namespace("kube", "x").map_err(|e| e.to_string()), Err("virtual namespace \"kube-x\" would be a system namespace (kube-*); choose another virtualNamespacePrefix".into()));
+        assert_eq!(virtual_namespace("virtual", "kube-system"), Ok("virtual-kube-system".into()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Resource, ResourceExt};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL, RUN_LABEL};
@@ -34,6 +34,14 @@ pub enum RootError {
         /// What went wrong.
         #[source]
         source: kube::runtime::wait::Error,
+    },
+    /// The root exists already: another driver may be running this run.
+    #[error(
+        "SimulationRoot {name} already exists: another driver may be running this run. If none is, delete it (kubectl delete simulationroot {name}) and start again"
+    )]
+    Exists {
+        /// Root name.
+        name: String,
     },
     /// Deletion did not finish in time.
     #[error(
@@ -75,14 +83,15 @@ pub async fn delete(api: &Api<SimulationRoot>, name: &str, timeout: Duration, pr
     }
 }
 
-/// Creates the run's root, owned by the Simulation. A root left by an earlier attempt of the
-/// same run is deleted first, so the run starts clean.
+/// Creates the run's root, owned by the Simulation. A root that exists already is never deleted
+/// here: it may be a live run's (a second driver started for the same run), so the run is
+/// refused, naming the root. The operator deletes a dead run's root before it starts a run.
 pub async fn create(
     api: &Api<SimulationRoot>,
     sim: &Simulation,
     index: u32,
-    cleanup_timeout: Duration,
-    prefix: &str,
+    _cleanup_timeout: Duration,
+    _prefix: &str,
 ) -> Result<RootRef, RootError> {
     let name = root_name(&sim.name_any(), index);
     if api
@@ -91,8 +100,7 @@ pub async fn create(
         .map_err(|source| RootError::Api { name: name.clone(), action: "read", source })?
         .is_some()
     {
-        tracing::warn!(root = %name, "a root of an earlier attempt of this run exists; deleting it first");
-        delete(api, &name, cleanup_timeout, prefix).await?;
+        return Err(RootError::Exists { name });
     }
     let owner = sim.controller_owner_ref(&());
     let body = json!({
@@ -104,9 +112,19 @@ pub async fn create(
         },
         "spec": {}
     });
-    let root = api
-        .patch(&name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body))
+    let root: SimulationRoot = serde_json::from_value(body).map_err(|e| RootError::Api {
+        name: name.clone(),
+        action: "build",
+        source: kube::Error::SerdeError(e),
+    })?;
+    // Create, not apply: of two drivers racing for the same run, only one gets the root.
+    let root = match api
+        .create(&kube::api::PostParams { dry_run: false, field_manager: Some(DRIVER_MANAGER.into()) }, &root)
         .await
-        .map_err(|source| RootError::Api { name: name.clone(), action: "create", source })?;
+    {
+        Ok(r) => r,
+        Err(kube::Error::Api(s)) if s.code == 409 => return Err(RootError::Exists { name }),
+        Err(source) => return Err(RootError::Api { name: name.clone(), action: "create", source }),
+    };
     Ok(RootRef { name, uid: root.uid().unwrap_or_default() })
 }

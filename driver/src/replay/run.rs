@@ -106,7 +106,8 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
     // 7. Stop the webhook once nothing of the run can create pods any more.
     if args.webhook_url.is_some()
         && run_root.is_some()
-        && let Err(e) = register::unregister(&client, &register::configuration_name(&args.sim_name, args.run_index)).await
+        && let Err(e) =
+            register::unregister(&client, &register::configuration_name(&args.sim_name, args.run_index)).await
     {
         tracing::warn!(error = %e, "cannot delete the webhook configuration; deleting the Simulation removes it");
     }
@@ -241,8 +242,10 @@ async fn replay_stages(
             Ok(v) => v,
             Err(e) => return Err(report_fail("BadNamespace", e.to_string()).await),
         };
-        if let Err(e) = engine::ensure_namespace(client, &vns, &root, &sim.name_any()).await {
-            return Err(report_fail("NamespaceFailed", format!("cannot create namespace {vns}: {e}")).await);
+        if let Err(e) =
+            engine::ensure_namespace(client, &vns, &root, &sim.name_any(), engine::TERMINATING_NAMESPACE_WAIT).await
+        {
+            return Err(report_fail("NamespaceFailed", e).await);
         }
         match probe::wait_until_called(client, &vns, &root, &args.sim_name, Duration::from_secs(60)).await {
             Ok(took) => tracing::info!(namespace = %vns, ?took, "the API server calls the webhook"),
