@@ -63,15 +63,17 @@ pub struct ReplayArgs {
     /// Namespace of the operator (where the driver runs).
     #[arg(long)]
     pub controller_ns: String,
-    /// Prefix of the virtual namespaces: objects of namespace `ns` go to `<prefix>-ns`.
+    /// Prefix of the virtual namespaces: objects of namespace `ns` go to `<prefix>-ns`
+    /// [default: the Simulation's spec.virtualNamespacePrefix; the flag overrides it].
     #[arg(long)]
-    pub virtual_ns_prefix: String,
+    pub virtual_ns_prefix: Option<String>,
     /// Port of the HTTPS admission webhook.
     #[arg(long, default_value_t = 8888)]
     pub admission_webhook_port: u16,
-    /// Speed factor: 10 replays ten times faster than recorded; from 0.001 to 10000.
-    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
-    pub speed: f64,
+    /// Speed factor: 10 replays ten times faster than recorded; from 0.001 to 10000
+    /// [default: the Simulation's spec.speed; the flag overrides it].
+    #[arg(long, value_parser = parse_speed)]
+    pub speed: Option<f64>,
     /// PEM certificate of the webhook listener.
     #[arg(long)]
     pub cert_path: PathBuf,
@@ -107,6 +109,18 @@ pub struct ReplayArgs {
     /// Seconds to wait for the run's objects to be deleted at the end.
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     pub cleanup_timeout: u64,
+}
+
+impl ReplayArgs {
+    /// The speed in effect (resolved from the Simulation when the flag was not given).
+    pub fn speed(&self) -> f64 {
+        self.speed.unwrap_or(1.0)
+    }
+
+    /// The virtual namespace prefix in effect (resolved from the Simulation when not given).
+    pub fn prefix(&self) -> &str {
+        self.virtual_ns_prefix.as_deref().unwrap_or("virtual")
+    }
 }
 
 /// `rehearsal-driver scenario [FLAGS]` plays a scenario; `rehearsal-driver scenario convert DIR`
@@ -227,7 +241,8 @@ mod tests {
     fn defaults_match_the_simkube_driver() {
         let cli = Cli::try_parse_from(REQUIRED).expect("parses");
         let Command::Replay(a) = cli.command else { panic!("parsed as another subcommand") };
-        assert_eq!((a.admission_webhook_port, a.speed, a.verbosity.as_str()), (8888, 1.0, "info"));
+        assert_eq!((a.admission_webhook_port, a.speed, a.verbosity.as_str()), (8888, None, "info"));
+        assert_eq!(a.virtual_ns_prefix.as_deref(), Some("virtual"));
         Cli::command().debug_assert();
     }
 

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod replay;
 pub mod s3;
 pub mod scenario;
+pub mod signals;
 pub mod status;
 pub mod telemetry;
 pub mod trace;

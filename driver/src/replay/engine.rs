@@ -12,6 +12,8 @@ use kube::discovery::{Scope, pinned_kind};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
+
+use crate::signals::Signals;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -87,6 +89,8 @@ pub struct Settings {
     pub duration: Option<Duration>,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// Stop requests: the replay ends between batches at the first.
+    pub signals: Signals,
 }
 
 /// What a replay did.
@@ -94,6 +98,8 @@ pub struct Settings {
 pub struct Stats {
     /// Events replayed.
     pub events: usize,
+    /// A stop signal ended the replay early.
+    pub interrupted: bool,
     /// Events left out because of `duration`.
     pub events_cut: usize,
     /// Objects applied.
@@ -123,7 +129,7 @@ impl Stats {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let objects = self.applied + self.deleted;
         json!({
-            "events": self.events, "events_cut": self.events_cut, "applied": self.applied, "deleted": self.deleted,
+            "events": self.events, "events_cut": self.events_cut, "interrupted": self.interrupted, "applied": self.applied, "deleted": self.deleted,
             "skipped": self.skipped.len(), "failed": self.failed.len(), "elapsed_seconds": elapsed.as_secs_f64(),
             "objects_per_second": if elapsed.is_zero() { 0.0 } else { objects as f64 / elapsed.as_secs_f64() },
             "lateness_ms": {"p50": ms(quantile(&sorted, 0.5)), "p99": ms(quantile(&sorted, 0.99)), "max": ms(sorted.last().copied().unwrap_or_default()), "count": sorted.len()}
@@ -186,6 +192,7 @@ pub async fn replay<C: Clock + Clone + 'static>(
     clock: &C,
     reporter: &Reporter,
 ) -> Result<Stats, ReplayError> {
+    let signals = &settings.signals;
     let mut stats = Stats::default();
     let Some(first_ts) = trace.first_ts() else { return Ok(stats) };
     let timestamps: Vec<i64> = trace.event_timestamps().collect();
@@ -270,7 +277,14 @@ pub async fn replay<C: Clock + Clone + 'static>(
         }
 
         let deadline = start + offset(first_ts, ts, settings.speed);
-        clock.sleep_until(deadline).await;
+        // A stop signal ends the replay between batches; what was dispatched finishes below.
+        tokio::select! {
+            _ = clock.sleep_until(deadline) => {}
+            _ = signals.stopped() => {
+                stats.interrupted = true;
+                break;
+            }
+        }
         // Dispatch without waiting for earlier batches: a slow request delays only later
         // operations on the same object (chained below) and what the concurrency bound holds back.
         for (key, target, vns, ops) in runnable {
@@ -299,6 +313,19 @@ pub async fn replay<C: Clock + Clone + 'static>(
     }
     for (_, task) in inflight.drain() {
         stats.add(task.await.unwrap_or_else(|e| Outcome::lost(&e)));
+    }
+    // With a duration, the run ends at start + duration / speed, as SimKube's does, even when the
+    // trace's last kept event comes earlier.
+    if let Some(end) = settings
+        .duration
+        .and_then(|d| Duration::try_from_secs_f64(d.as_secs_f64() / settings.speed).ok())
+        .and_then(|d| start.checked_add(d))
+        && !stats.interrupted
+    {
+        tokio::select! {
+            _ = clock.sleep_until(end) => {}
+            _ = signals.stopped() => stats.interrupted = true,
+        }
     }
     reporter.progress(stats.events as i64, total as i64, "events", true).await;
     Ok(stats)

@@ -17,6 +17,7 @@ use super::objects::RootRef;
 use super::{probe, root};
 use crate::cli::ReplayArgs;
 use crate::hooks;
+use crate::signals::Signals;
 use crate::status::Reporter;
 use crate::trace::{PodLifecycle, Trace};
 use crate::webhook::owners::{ApiLookup, TraceObject};
@@ -61,6 +62,15 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
         Err(e) => return Err(fail("Setup", format!("cannot read Simulation {:?}: {e}", args.sim_name))),
     };
     let reporter = Reporter::new(Some(sims.clone()), &args.sim_name, sim.metadata.generation);
+    let resolved = match resolve(args, &sim) {
+        Ok(r) => r,
+        Err(e) => {
+            reporter.stage(conditions::REPLAY, Status::False, "InvalidSpec", e.clone()).await;
+            return Err(fail("Setup", e));
+        }
+    };
+    let args = &resolved;
+    let signals = Signals::listen("replay");
     let sim_json = serde_json::to_vec(&sim).unwrap_or_default();
     let hooks = sim.spec.hooks.clone().unwrap_or_default();
 
@@ -73,10 +83,16 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
     let roots: Api<SimulationRoot> = Api::all(client.clone());
     let cleanup_timeout = Duration::from_secs(args.cleanup_timeout);
     if result.is_ok() {
-        result = replay_stages(&client, args, &sim, &reporter, &roots, &mut listener, &mut run_root).await;
+        // A stop signal ends the replay between batches (in-flight requests finish); what was
+        // made is cleaned up below.
+        let mut made = Made::default();
+        result = replay_stages(&client, args, &sim, &reporter, &roots, &mut made, &signals).await;
+        listener = made.listener;
+        run_root = made.root;
     }
 
-    // 6. Cleanup, whenever a root was made.
+    // 6. Cleanup, whenever a root was made; a second signal skips it (the status says so).
+    let mut cleaned = true;
     if let Some(root) = &run_root {
         reporter
             .stage(
@@ -87,7 +103,20 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
             )
             .await;
         let started = Instant::now();
-        match root::delete(&roots, &root.name, cleanup_timeout, &args.virtual_ns_prefix).await {
+        let deleted = tokio::select! {
+            r = root::delete(&roots, &root.name, cleanup_timeout, args.prefix()) => Some(r),
+            _ = signals.skipped() => None,
+        };
+        let Some(deleted) = deleted else {
+            let msg = format!(
+                "skipped after a second signal: SimulationRoot {} and the namespaces {}-* may remain; delete the root to clean up",
+                root.name,
+                args.prefix()
+            );
+            reporter.stage(conditions::CLEANUP, Status::False, "CleanupSkipped", msg.clone()).await;
+            return Err(fail(conditions::CLEANUP, msg));
+        };
+        match deleted {
             Ok(()) => {
                 let msg = format!("everything the run created is gone ({:.1} s)", started.elapsed().as_secs_f64());
                 reporter.stage(conditions::CLEANUP, Status::True, "Deleted", msg).await;
@@ -96,6 +125,7 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
                 let reason =
                     if matches!(e, root::RootError::Timeout { .. }) { "CleanupTimedOut" } else { "CleanupFailed" };
                 reporter.stage(conditions::CLEANUP, Status::False, reason, e.to_string()).await;
+                cleaned = false;
                 if result.is_ok() {
                     result = Err(fail(conditions::CLEANUP, e));
                 }
@@ -103,11 +133,17 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
         }
     }
 
-    // 7. Stop the webhook once nothing of the run can create pods any more.
+    // 7. Stop the webhook once nothing of the run can create pods any more. While anything of
+    // the run may survive (a failed or timed-out cleanup), its configuration stays, so pods made
+    // there still never reach a real node.
+    let configuration = register::configuration_name(&args.sim_name, args.run_index);
+    if args.webhook_url.is_some() && run_root.is_some() && !cleaned {
+        tracing::warn!(%configuration, "the cleanup did not finish: the webhook configuration stays registered; delete it once the run's namespaces are gone (deleting the Simulation removes it)");
+    }
     if args.webhook_url.is_some()
         && run_root.is_some()
-        && let Err(e) =
-            register::unregister(&client, &register::configuration_name(&args.sim_name, args.run_index)).await
+        && cleaned
+        && let Err(e) = register::unregister(&client, &configuration).await
     {
         tracing::warn!(error = %e, "cannot delete the webhook configuration; deleting the Simulation removes it");
     }
@@ -144,6 +180,40 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
     result
 }
 
+/// What the stages made that the end of the run must release.
+#[derive(Default)]
+struct Made {
+    listener: Option<Listener>,
+    root: Option<RootRef>,
+}
+
+/// Speed and prefix from the Simulation unless a flag overrides them (said in the log), so
+/// `kubectl get simulations` never shows a speed the run does not use.
+fn resolve(args: &ReplayArgs, sim: &Simulation) -> Result<ReplayArgs, String> {
+    let mut out = args.clone();
+    let spec_speed = crate::limits::check_speed("spec.speed", sim.spec.speed).map_err(|e| e.to_string())?;
+    out.speed = Some(match args.speed {
+        Some(flag) => {
+            if flag != spec_speed {
+                tracing::info!(flag, spec = spec_speed, "--speed overrides the Simulation's spec.speed");
+            }
+            flag
+        }
+        None => spec_speed,
+    });
+    let spec_prefix = &sim.spec.virtual_namespace_prefix;
+    out.virtual_ns_prefix = Some(match &args.virtual_ns_prefix {
+        Some(flag) => {
+            if flag != spec_prefix {
+                tracing::info!(flag = %flag, spec = %spec_prefix, "--virtual-ns-prefix overrides the Simulation's spec.virtualNamespacePrefix");
+            }
+            flag.clone()
+        }
+        None => spec_prefix.clone(),
+    });
+    Ok(out)
+}
+
 async fn pre_run(reporter: &Reporter, hooks: &[rehearsal_crds::Hook], sim_json: &[u8]) -> Result<Stats, RunError> {
     if hooks.is_empty() {
         return Ok(Stats::default());
@@ -169,9 +239,11 @@ async fn replay_stages(
     sim: &Simulation,
     reporter: &Reporter,
     roots: &Api<SimulationRoot>,
-    listener: &mut Option<Listener>,
-    run_root: &mut Option<RootRef>,
+    made: &mut Made,
+    signals: &Signals,
 ) -> Result<Stats, RunError> {
+    let listener = &mut made.listener;
+    let run_root = &mut made.root;
     // Stages 2 to 5 report as the Replay condition, each failure with its own reason.
     let report_fail = |reason: &'static str, e: String| async move {
         reporter.stage(conditions::REPLAY, Status::False, reason, e.clone()).await;
@@ -179,7 +251,7 @@ async fn replay_stages(
     };
 
     // 2. The webhook listener, before anything can create pods of the run.
-    let state = Arc::new(State::new(&args.sim_name, &args.virtual_ns_prefix, ApiLookup::new(client.clone())));
+    let state = Arc::new(State::new(&args.sim_name, args.prefix(), ApiLookup::new(client.clone())));
     let addr = SocketAddr::new(args.listen_address, args.admission_webhook_port);
     match server::serve(addr, &args.cert_path, &args.key_path, state.clone()).await {
         Ok(l) => {
@@ -191,7 +263,7 @@ async fn replay_stages(
 
     // 3. The run's root, and the webhook registration when the driver runs on its own.
     let cleanup_timeout = Duration::from_secs(args.cleanup_timeout);
-    let root = match root::create(roots, sim, args.run_index, cleanup_timeout, &args.virtual_ns_prefix).await {
+    let root = match root::create(roots, sim, args.run_index, cleanup_timeout, args.prefix()).await {
         Ok(r) => r,
         Err(e) => return Err(report_fail("RootFailed", e.to_string()).await),
     };
@@ -233,12 +305,12 @@ async fn replay_stages(
     };
     state.set_run(RunInfo {
         root_uid: root.uid.clone(),
-        lifetimes: Arc::new(TraceLifetimes { trace: trace.clone(), speed: args.speed }),
+        lifetimes: Arc::new(TraceLifetimes { trace: trace.clone(), speed: args.speed() }),
     });
 
     // Before the first object: the webhook must be in effect, or early pods would miss it.
     if let Some(ns) = first_namespace(&trace, &kinds) {
-        let vns = match super::objects::virtual_namespace(&args.virtual_ns_prefix, &ns) {
+        let vns = match super::objects::virtual_namespace(args.prefix(), &ns) {
             Ok(v) => v,
             Err(e) => return Err(report_fail("BadNamespace", e.to_string()).await),
         };
@@ -260,10 +332,11 @@ async fn replay_stages(
     };
     let settings = Settings {
         simulation: sim.name_any(),
-        prefix: args.virtual_ns_prefix.clone(),
-        speed: args.speed,
+        prefix: args.prefix().to_string(),
+        speed: args.speed(),
         duration,
         concurrency: usize::from(args.concurrency),
+        signals: signals.clone(),
     };
     let events = trace.event_count();
     reporter
@@ -271,10 +344,13 @@ async fn replay_stages(
             conditions::REPLAY,
             Status::Unknown,
             "Replaying",
-            format!("replaying {events} events at speed {}", args.speed),
+            format!("replaying {events} events at speed {}", args.speed()),
         )
         .await;
     let started = Instant::now();
+    if signals.stop_requested() {
+        return Err(report_fail("Interrupted", "interrupted by a signal before the replay started".to_string()).await);
+    }
     let stats = match engine::replay(client, &trace, &kinds, &root, &settings, &PreciseClock, reporter).await {
         Ok(s) => s,
         Err(e) => return Err(report_fail("ReplayFailed", e.to_string()).await),
@@ -298,6 +374,9 @@ async fn replay_stages(
         if let Err(e) = tokio::fs::write(path, body).await {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the stats file");
         }
+    }
+    if stats.interrupted {
+        return Err(report_fail("Interrupted", format!("interrupted by a signal: {summary}")).await);
     }
     if stats.failed.is_empty() {
         reporter.stage(conditions::REPLAY, Status::True, "Completed", summary).await;

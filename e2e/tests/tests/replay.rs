@@ -338,3 +338,82 @@ async fn trace_is_read_from_s3() {
     assert!(stderr.contains(&missing) && stderr.contains("not found"), "{stderr}");
     s3.delete_object().bucket(&bucket).key(&key).send().await.expect("delete trace");
 }
+
+/// SIGTERM mid-replay stops it and still cleans up (exit non-zero, `Replay=False Interrupted`,
+/// nothing left); a second SIGTERM skips the cleanup but the status says what may remain.
+#[tokio::test]
+async fn signals_stop_the_replay_and_the_cleanup_still_runs() {
+    let client = client().await;
+    install_crds(&client).await;
+    let sims: Api<Simulation> = Api::all(client.clone());
+    for signals in [1, 2] {
+        let sim_name = unique(&format!("sig{signals}"));
+        let prefix = &format!("g{}", sim_name.replace('-', "").chars().rev().take(8).collect::<String>());
+        let sim: Simulation = object(json!({
+            "apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": sim_name},
+            "spec": {"source": {"trace": {"uri": "file:///unused"}}, "speed": 1, "virtualNamespacePrefix": prefix}
+        }));
+        sims.create(&PostParams::default(), &sim).await.expect("create simulation");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = certificate(dir.path());
+        let port = free_port();
+        let trace = format!(
+            "file://{}",
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/traces/shop-burst.json"))
+                .canonicalize()
+                .expect("trace")
+                .display()
+        );
+        // Speed and prefix come from the Simulation: no --speed, no --virtual-ns-prefix.
+        let child = Command::new(driver_bin())
+            .args(["replay", "--sim-name", &sim_name, "--controller-ns", "default"])
+            .args(["--cert-path", &cert.display().to_string(), "--key-path", &key.display().to_string()])
+            .args(["--trace-path", &trace, "--admission-webhook-port", &port.to_string()])
+            .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
+            .args(["--cleanup-timeout", "120"])
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("driver starts");
+        let pid = child.id().expect("pid");
+        // Wait until the replay has made pods (the trace runs 40 s at speed 1).
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &format!("{prefix}-shop"));
+        rehearsal_e2e::poll_until(Duration::from_secs(60), "replayed pods", || async {
+            let l = pods.list(&ListParams::default()).await.ok()?;
+            (!l.items.is_empty()).then_some(())
+        })
+        .await;
+        for _ in 0..signals {
+            let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill");
+            assert!(sent.success());
+        }
+        let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+            .await
+            .expect("the driver exits after the signal")
+            .expect("driver output");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "a stopped run exits non-zero: {stderr}");
+        let after = sims.get(&sim_name).await.expect("simulation");
+        let replay = condition(&after, "Replay").expect("Replay condition");
+        assert_eq!((replay.status.as_str(), replay.reason.as_str()), ("False", "Interrupted"), "{}", replay.message);
+        let cleanup = condition(&after, "Cleanup").expect("Cleanup condition");
+        if signals == 1 {
+            assert_eq!((cleanup.status.as_str(), cleanup.reason.as_str()), ("True", "Deleted"), "{}", cleanup.message);
+            sims.delete(&sim_name, &DeleteParams::default()).await.expect("delete simulation");
+            assert_nothing_left(&client, &sim_name, prefix).await;
+        } else {
+            assert_eq!(cleanup.reason, "CleanupSkipped", "{}", cleanup.message);
+            assert!(cleanup.message.contains("delete the root"), "{}", cleanup.message);
+            // What the status names is what a user deletes by hand.
+            let roots: Api<SimulationRoot> = Api::all(client.clone());
+            let _ =
+                rehearsal_e2e::delete_and_wait(&roots, &format!("{sim_name}-run-0"), Duration::from_secs(120)).await;
+            let nss: Api<Namespace> = Api::all(client.clone());
+            let _ = rehearsal_e2e::delete_and_wait(&nss, &format!("{prefix}-shop"), Duration::from_secs(120)).await;
+            let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+            let _ = mwcs.delete(&format!("rehearsal-{sim_name}-run-0"), &DeleteParams::default()).await;
+            sims.delete(&sim_name, &DeleteParams::default()).await.expect("delete simulation");
+            assert_nothing_left(&client, &sim_name, prefix).await;
+        }
+    }
+}
