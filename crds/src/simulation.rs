@@ -31,10 +31,10 @@ pub struct SimulationSpec {
     /// What to run: exactly one of a recorded trace or a Scenario.
     pub source: SimulationSource,
 
-    /// Speed factor: 2.0 plays the trace or the scenario twice as fast as recorded. Must be
-    /// greater than 0.
+    /// Speed factor: 2.0 plays the trace or the scenario twice as fast as recorded. From 0.001
+    /// to 10000.
     #[serde(default = "default_speed")]
-    #[x_kube(validation = ("self > 0.0", "speed must be greater than 0"))]
+    #[x_kube(validation = ("self >= 0.001 && self <= 10000.0", "speed must be from 0.001 to 10000"))]
     pub speed: f64,
 
     /// Cuts each run short after this much trace or scenario time (Go duration syntax,
@@ -42,6 +42,7 @@ pub struct SimulationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(validation = (r"self.matches('^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$')", "duration must be a Go duration such as 90s, 5m or 1h30m"))]
+    #[x_kube(validation = ("!self.matches('^([0-9]+(\\\\.[0-9]+)?(ms|s|m|h))+$') || duration(self) <= duration('720h')", "duration must be at most 720h (30 days)"))]
     pub duration: Option<String>,
 
     /// How many times to run, one after the other; each run starts after the previous one is

@@ -137,12 +137,17 @@ fn trace_source_rules() {
 }
 
 #[test]
-fn speed_must_be_positive() {
+fn speed_is_bounded() {
     for bad in [json!(0.0), json!(-1.5)] {
         let obj = with(simulation(trace_spec()), "/spec/speed", bad);
-        assert_rejected::<Simulation>(&obj, "spec.speed", "speed must be greater than 0");
+        assert_rejected::<Simulation>(&obj, "spec.speed", "speed must be from 0.001 to 10000");
     }
     assert!(errors::<Simulation>(&with(simulation(trace_spec()), "/spec/speed", json!(0.01))).is_empty());
+    for bad in [json!(1e-20), json!(0.0009), json!(10000.5), json!(1e300)] {
+        let obj = with(simulation(trace_spec()), "/spec/speed", bad.clone());
+        assert_rejected::<Simulation>(&obj, "spec.speed", "speed must be from 0.001 to 10000");
+    }
+    assert!(errors::<Simulation>(&with(simulation(trace_spec()), "/spec/speed", json!(10000.0))).is_empty());
 }
 
 #[test]
@@ -455,5 +460,17 @@ fn simulation_spec_is_immutable_except_suspend() {
         let errs = transition_errors::<Simulation>(&changed, &old);
         assert_eq!(errs.len(), 1, "{pointer}: {errs:?}");
         assert!(errs[0].contains("cannot change once created, except spec.suspend"), "{pointer}: {errs:?}");
+    }
+}
+
+#[test]
+fn duration_is_bounded() {
+    for ok in ["720h", "90s", "1h30m", "43199m"] {
+        let obj = with(simulation(trace_spec()), "/spec/duration", json!(ok));
+        assert_eq!(errors::<Simulation>(&obj), Vec::<String>::new(), "{ok}");
+    }
+    for bad in ["721h", "43201m", "1000h"] {
+        let obj = with(simulation(trace_spec()), "/spec/duration", json!(bad));
+        assert_rejected::<Simulation>(&obj, "spec.duration", "duration must be at most 720h (30 days)");
     }
 }
