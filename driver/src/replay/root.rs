@@ -45,9 +45,11 @@ pub enum RootError {
     },
     /// Deletion did not finish in time.
     #[error(
-        "SimulationRoot {name} and the objects of the run were not gone after {secs} s (still terminating: check namespaces {prefix}-* and finalizers)"
+        "SimulationRoot {name} and the objects of the run were not gone after {secs} s (namespaces {prefix}-*); left: {left}"
     )]
     Timeout {
+        /// What is still there, by kind and name.
+        left: String,
         /// Root name.
         name: String,
         /// Deadline in seconds.
@@ -63,24 +65,82 @@ pub fn root_name(simulation: &str, index: u32) -> String {
 }
 
 /// Deletes a root (foreground) and waits until it, and so every object blocking it, is gone.
+/// Transient API errors and dropped watches are retried with backoff until `timeout`; at the
+/// deadline the error lists what is left (the root, the run's namespaces) by kind and name.
 pub async fn delete(api: &Api<SimulationRoot>, name: &str, timeout: Duration, prefix: &str) -> Result<(), RootError> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut failures: u32 = 0;
+    let mut last_error = String::new();
+    loop {
+        match delete_once(api, name, deadline).await {
+            Ok(true) => return Ok(()),
+            // The deadline passed with the root still there.
+            Ok(false) => break,
+            Err(e) => {
+                // A refusal (403, 422...) will not change by retrying.
+                if let RootError::Api { source: kube::Error::Api(s), .. } = &e
+                    && (400..500).contains(&s.code)
+                    && s.code != 429
+                {
+                    return Err(e);
+                }
+                failures = failures.saturating_add(1);
+                last_error = e.to_string();
+                tracing::warn!(root = %name, error = %e, "cleanup: retrying");
+                let pause = Duration::from_millis(200u64.saturating_mul(1u64 << failures.min(5)));
+                if tokio::time::Instant::now() + pause >= deadline {
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    let left = leftovers(api, name, prefix).await;
+    let mut what =
+        if left.is_empty() { String::from("nothing found, but the deletion did not finish") } else { left.join(", ") };
+    if !last_error.is_empty() {
+        what.push_str(&format!("; last error: {last_error}"));
+    }
+    Err(RootError::Timeout { name: name.to_string(), secs: timeout.as_secs(), prefix: prefix.to_string(), left: what })
+}
+
+/// One attempt: delete (foreground) and watch until gone or `deadline`; Ok(false) at the deadline.
+async fn delete_once(api: &Api<SimulationRoot>, name: &str, deadline: tokio::time::Instant) -> Result<bool, RootError> {
     let err = |action, source| RootError::Api { name: name.to_string(), action, source };
     let uid = match api.get_opt(name).await.map_err(|e| err("read", e))? {
         Some(root) => root.uid().unwrap_or_default(),
-        None => return Ok(()),
+        None => return Ok(true),
     };
     match api.delete(name, &DeleteParams::foreground()).await {
         Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(true),
         Err(e) => return Err(err("delete", e)),
     }
-    match tokio::time::timeout(timeout, await_condition(api.clone(), name, conditions::is_deleted(&uid))).await {
-        Ok(Ok(_)) => Ok(()),
+    match tokio::time::timeout_at(deadline, await_condition(api.clone(), name, conditions::is_deleted(&uid))).await {
+        Ok(Ok(_)) => Ok(true),
         Ok(Err(source)) => Err(RootError::Watch { name: name.to_string(), source }),
-        Err(_) => {
-            Err(RootError::Timeout { name: name.to_string(), secs: timeout.as_secs(), prefix: prefix.to_string() })
+        Err(_) => Ok(false),
+    }
+}
+
+/// What of the run is still there: the root (with its finalizers) and the run's namespaces.
+async fn leftovers(api: &Api<SimulationRoot>, name: &str, prefix: &str) -> Vec<String> {
+    let mut left = vec![];
+    if let Ok(Some(root)) = api.get_opt(name).await {
+        let finalizers = root.finalizers().join(", ");
+        left.push(format!("SimulationRoot {name} (finalizers: {finalizers})"));
+    }
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(api.clone().into_client());
+    if let Ok(list) = namespaces.list(&kube::api::ListParams::default()).await {
+        for ns in list.items {
+            let n = ns.name_any();
+            if n.starts_with(&format!("{prefix}-")) {
+                let phase = ns.status.and_then(|s| s.phase).unwrap_or_default();
+                left.push(format!("Namespace {n} ({phase})"));
+            }
         }
     }
+    left
 }
 
 /// Creates the run's root, owned by the Simulation. A root that exists already is never deleted
