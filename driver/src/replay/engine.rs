@@ -2,6 +2,7 @@
 //! objects applied (server-side, one field manager) or deleted with bounded concurrency.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL};
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::signals::Signals;
 use tokio::task::JoinHandle;
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 use super::clock::{Clock, lateness, offset};
 use super::objects::{ObjectKey, RootRef, key_of, virtual_namespace, virtualize};
 use crate::status::Reporter;
-use crate::trace::{Trace, TraceError};
+use crate::trace::{Trace, TraceError, TraceEvent};
 
 /// Why a replay could not start or go on.
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +90,8 @@ pub struct Settings {
     pub duration: Option<Duration>,
     /// Requests in flight at once.
     pub concurrency: usize,
-    /// Stop requests: the replay ends between batches at the first.
+    /// Stop requests: the replay ends at the first, between events or while it waits for a
+    /// concurrency slot.
     pub signals: Signals,
 }
 
@@ -192,6 +194,97 @@ pub async fn replay<C: Clock + Clone + 'static>(
     clock: &C,
     reporter: &Reporter,
 ) -> Result<Stats, ReplayError> {
+    let sink = Arc::new(Cluster {
+        client: client.clone(),
+        root: root.clone(),
+        settings: settings.clone(),
+        kinds: kinds.clone(),
+        clock: clock.clone(),
+    });
+    dispatch(trace, sink, settings, clock, reporter).await
+}
+
+/// Why an object's operations are not sent.
+enum Refused {
+    /// Deliberately left out (cluster-scoped kinds), with the reason.
+    Skipped(String),
+    /// Cannot be sent, with the reason.
+    Failed(String),
+}
+
+/// Where the operations of one object go: the cluster in a replay, a fake in the tests, so the
+/// dispatch loop (deadlines, ordering, backpressure) is tested without a cluster.
+trait Sink: Send + Sync + 'static {
+    /// Where an object goes, decided once per object and event before its deadline.
+    type Place: Send + 'static;
+
+    /// Decides where `key` goes (creating its virtual namespace, remembered in `namespaces`).
+    fn place(
+        &self,
+        key: &ObjectKey,
+        namespaces: &mut HashSet<String>,
+    ) -> impl Future<Output = Result<Self::Place, Refused>> + Send;
+
+    /// Sends the operations, in order, for `deadline`.
+    fn run(
+        &self,
+        key: ObjectKey,
+        place: Self::Place,
+        ops: Vec<Op>,
+        deadline: Instant,
+    ) -> impl Future<Output = Outcome> + Send;
+}
+
+/// Takes a concurrency slot, or None when a stop signal comes first.
+async fn slot(permits: &Arc<Semaphore>, signals: &Signals) -> Option<OwnedSemaphorePermit> {
+    tokio::select! {
+        // A stop is honoured before a free slot, so a stopped run dispatches nothing more.
+        biased;
+        _ = signals.stopped() => None,
+        // The semaphore is never closed, so an error cannot happen; it would end the run like a stop.
+        p = permits.clone().acquire_owned() => p.ok(),
+    }
+}
+
+/// Splits a decoded event into per-object operation lists, in recorded order.
+fn group(event: TraceEvent, failed: &mut Vec<String>) -> Vec<(ObjectKey, Vec<Op>)> {
+    let ts = event.ts;
+    let mut groups: Vec<(ObjectKey, Vec<Op>)> = vec![];
+    let mut index: HashMap<ObjectKey, usize> = HashMap::new();
+    let ops = event.applied.into_iter().map(Op::Apply).chain(event.deleted.into_iter().map(Op::Delete));
+    for op in ops {
+        let obj = match &op {
+            Op::Apply(o) | Op::Delete(o) => o,
+        };
+        let key = match key_of(obj) {
+            Ok(k) => k,
+            Err(err) => {
+                failed.push(format!("event at {ts}: {err}"));
+                continue;
+            }
+        };
+        // Same object twice in one event: keep its operations in recorded order.
+        let slot = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key.clone(), vec![]));
+            groups.len() - 1
+        });
+        groups[slot].1.push(op);
+    }
+    groups
+}
+
+/// The dispatch loop. Backpressure: a concurrency slot is taken before an event is decoded and
+/// one per spawned task, and a task holds its slot until its operations are done, so with
+/// concurrency N at most N objects' operations (plus the one event being dispatched) are ever
+/// decoded and pending, however far behind the API server is. The loop then waits for a slot,
+/// and lateness (measured when a request starts) shows the backlog.
+async fn dispatch<S: Sink, C: Clock>(
+    trace: &Trace,
+    sink: Arc<S>,
+    settings: &Settings,
+    clock: &C,
+    reporter: &Reporter,
+) -> Result<Stats, ReplayError> {
     let signals = &settings.signals;
     let mut stats = Stats::default();
     let Some(first_ts) = trace.first_ts() else { return Ok(stats) };
@@ -199,11 +292,10 @@ pub async fn replay<C: Clock + Clone + 'static>(
     let total = timestamps.len();
     let start = clock.now();
     let mut namespaces: HashSet<String> = HashSet::new();
-    let shared = Arc::new(Shared { client: client.clone(), root: root.clone(), settings: settings.clone() });
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut inflight: HashMap<ObjectKey, JoinHandle<Outcome>> = HashMap::new();
     let mut i = 0;
-    while i < total {
+    'batches: while i < total {
         let ts = timestamps[i];
         // `duration` is trace time: compare at speed 1, to the sub-second.
         if settings.duration.is_some_and(|d| offset(first_ts, ts, 1.0) >= d) {
@@ -215,98 +307,70 @@ pub async fn replay<C: Clock + Clone + 'static>(
         while j < total && timestamps[j] == ts {
             j += 1;
         }
-        let mut groups: Vec<(ObjectKey, Vec<Op>)> = vec![];
-        let mut index: HashMap<ObjectKey, usize> = HashMap::new();
-        for e in i..j {
-            let event = trace.event(e)?;
-            let ops = event.applied.into_iter().map(Op::Apply).chain(event.deleted.into_iter().map(Op::Delete));
-            for op in ops {
-                let obj = match &op {
-                    Op::Apply(o) | Op::Delete(o) => o,
-                };
-                let key = match key_of(obj) {
-                    Ok(k) => k,
-                    Err(err) => {
-                        stats.failed.push(format!("event at {ts}: {err}"));
-                        continue;
-                    }
-                };
-                // Same object twice in one batch: keep its operations in recorded order.
-                let slot = *index.entry(key.clone()).or_insert_with(|| {
-                    groups.push((key.clone(), vec![]));
-                    groups.len() - 1
-                });
-                groups[slot].1.push(op);
-            }
-        }
-
-        let mut runnable = vec![];
-        for (key, ops) in groups {
-            let (api_version, kind, ns, name) = &key;
-            let Some(target) = kinds.get(&(api_version.clone(), kind.clone())) else {
-                stats.failed.push(format!("{kind} {ns}/{name}: kind was not resolved"));
-                continue;
-            };
-            if !target.namespaced {
-                let why = format!(
-                    "{kind} {name} ({api_version}) is cluster-scoped: skipped, only namespaced objects are replayed into virtual namespaces"
-                );
-                tracing::warn!("{why}");
-                stats.skipped.push(why);
-                continue;
-            }
-            let vns = match virtual_namespace(&settings.prefix, ns) {
-                Ok(v) => v,
-                Err(e) => {
-                    stats.failed.push(format!("{kind} {ns}/{name}: {e}"));
-                    continue;
-                }
-            };
-            if !namespaces.contains(&vns) {
-                match ensure_namespace(client, &vns, root, &settings.simulation, TERMINATING_NAMESPACE_WAIT).await {
-                    Ok(()) => {
-                        namespaces.insert(vns.clone());
-                    }
-                    Err(e) => {
-                        stats.failed.push(format!("namespace {vns}: {e}"));
-                        continue;
-                    }
-                }
-            }
-            runnable.push((key, target.clone(), vns, ops));
-        }
-
         let deadline = start + offset(first_ts, ts, settings.speed);
-        // A stop signal ends the replay between batches; what was dispatched finishes below.
-        tokio::select! {
-            _ = clock.sleep_until(deadline) => {}
-            _ = signals.stopped() => {
+        for e in i..j {
+            // The slot comes before the decode: a run that falls behind waits here, holding no
+            // more of the trace decoded than its concurrency allows.
+            let Some(first_slot) = slot(&permits, signals).await else {
                 stats.interrupted = true;
-                break;
+                break 'batches;
+            };
+            let mut spare = Some(first_slot);
+            let groups = group(trace.event(e)?, &mut stats.failed);
+            // Kinds and namespaces are settled before the deadline, so they add no lateness.
+            let mut runnable = vec![];
+            for (key, ops) in groups {
+                match sink.place(&key, &mut namespaces).await {
+                    Ok(place) => runnable.push((key, place, ops)),
+                    Err(Refused::Skipped(why)) => {
+                        tracing::warn!("{why}");
+                        stats.skipped.push(why);
+                    }
+                    Err(Refused::Failed(why)) => stats.failed.push(why),
+                }
             }
-        }
-        // Dispatch without waiting for earlier batches: a slow request delays only later
-        // operations on the same object (chained below) and what the concurrency bound holds back.
-        for (key, target, vns, ops) in runnable {
-            let previous = inflight.remove(&key);
-            let (shared, permits, clock, task_key) = (shared.clone(), permits.clone(), clock.clone(), key.clone());
-            let task = tokio::spawn(async move {
-                let mut before = match previous {
-                    Some(p) => p.await.unwrap_or_else(|e| Outcome::lost(&e)),
-                    None => Outcome::default(),
+            // A stop signal ends the replay here (or while it waits for a slot); what was
+            // dispatched finishes below.
+            tokio::select! {
+                _ = clock.sleep_until(deadline) => {}
+                _ = signals.stopped() => {
+                    stats.interrupted = true;
+                    break 'batches;
+                }
+            }
+            // Dispatch without waiting for earlier batches: a slow request delays only later
+            // operations on the same object (chained below) and what the concurrency bound holds back.
+            for (key, place, ops) in runnable {
+                let permit = match spare.take() {
+                    Some(p) => p,
+                    None => match slot(&permits, signals).await {
+                        Some(p) => p,
+                        None => {
+                            stats.interrupted = true;
+                            break 'batches;
+                        }
+                    },
                 };
-                let mine = match permits.acquire_owned().await {
-                    Ok(_permit) => run_ops(&shared, task_key, target, vns, ops, deadline, &clock).await,
-                    Err(_) => Outcome::default(),
-                };
-                before.merge(mine);
-                before
-            });
-            inflight.insert(key, task);
-        }
-        stats.events += j - i;
-        if inflight.len() > 4096 {
-            collect_finished(&mut inflight, &mut stats).await;
+                let previous = inflight.remove(&key);
+                let (sink, task_key) = (sink.clone(), key.clone());
+                let task = tokio::spawn(async move {
+                    // Held while waiting for the previous task on this object too: the previous
+                    // one already holds its own slot, so the chain always moves, and its length
+                    // counts against the bound.
+                    let _permit = permit;
+                    let mut before = match previous {
+                        Some(p) => p.await.unwrap_or_else(|e| Outcome::lost(&e)),
+                        None => Outcome::default(),
+                    };
+                    before.merge(sink.run(task_key, place, ops, deadline).await);
+                    before
+                });
+                inflight.insert(key, task);
+            }
+            stats.events += 1;
+            if inflight.len() > 4096 {
+                collect_finished(&mut inflight, &mut stats).await;
+            }
         }
         reporter.progress(stats.events as i64, total as i64, "events", false).await;
         i = j;
@@ -341,23 +405,53 @@ async fn collect_finished(inflight: &mut HashMap<ObjectKey, JoinHandle<Outcome>>
     }
 }
 
-/// What every operation task needs.
-struct Shared {
+/// The cluster as a [`Sink`]: what every operation task needs.
+struct Cluster<C> {
     client: kube::Client,
     root: RootRef,
     settings: Settings,
+    kinds: Kinds,
+    clock: C,
+}
+
+impl<C: Clock + Clone + 'static> Sink for Cluster<C> {
+    type Place = (Target, String);
+
+    async fn place(&self, key: &ObjectKey, namespaces: &mut HashSet<String>) -> Result<(Target, String), Refused> {
+        let (api_version, kind, ns, name) = key;
+        let Some(target) = self.kinds.get(&(api_version.clone(), kind.clone())) else {
+            return Err(Refused::Failed(format!("{kind} {ns}/{name}: kind was not resolved")));
+        };
+        if !target.namespaced {
+            return Err(Refused::Skipped(format!(
+                "{kind} {name} ({api_version}) is cluster-scoped: skipped, only namespaced objects are replayed into virtual namespaces"
+            )));
+        }
+        let vns = virtual_namespace(&self.settings.prefix, ns)
+            .map_err(|e| Refused::Failed(format!("{kind} {ns}/{name}: {e}")))?;
+        if !namespaces.contains(&vns) {
+            ensure_namespace(&self.client, &vns, &self.root, &self.settings.simulation, TERMINATING_NAMESPACE_WAIT)
+                .await
+                .map_err(|e| Refused::Failed(format!("namespace {vns}: {e}")))?;
+            namespaces.insert(vns.clone());
+        }
+        Ok((target.clone(), vns))
+    }
+
+    async fn run(&self, key: ObjectKey, (target, vns): (Target, String), ops: Vec<Op>, deadline: Instant) -> Outcome {
+        run_ops(self, key, target, vns, ops, deadline).await
+    }
 }
 
 async fn run_ops<C: Clock>(
-    shared: &Shared,
+    shared: &Cluster<C>,
     key: ObjectKey,
     target: Target,
     vns: String,
     ops: Vec<Op>,
     deadline: Instant,
-    clock: &C,
 ) -> Outcome {
-    let (client, root, settings) = (&shared.client, &shared.root, &shared.settings);
+    let (client, root, settings, clock) = (&shared.client, &shared.root, &shared.settings, &shared.clock);
     let (_, kind, ns, name) = &key;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &vns, &target.resource);
     let mut out = Outcome { late: vec![], applied: 0, deleted: 0, failed: vec![] };
@@ -507,6 +601,118 @@ mod tests {
         assert!(
             matches!(namespace_owner(&teams, &root, "s"), NamespaceOwner::Other(w) if w.contains("no rehearsal.dev/simulation label"))
         );
+    }
+
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use crate::replay::clock::PreciseClock;
+
+    /// A slow API server: every operation takes `delay`; counts what is decoded and not yet done.
+    #[derive(Default)]
+    struct Slow {
+        delay: Duration,
+        pending: AtomicUsize,
+        peak: AtomicUsize,
+        log: Mutex<Vec<String>>,
+    }
+
+    impl Sink for Slow {
+        type Place = ();
+
+        async fn place(&self, _: &ObjectKey, _: &mut HashSet<String>) -> Result<(), Refused> {
+            // Called right after the decode: from here the operations are held in memory.
+            let now = self.pending.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            Ok(())
+        }
+
+        async fn run(&self, key: ObjectKey, _: (), ops: Vec<Op>, _: Instant) -> Outcome {
+            let mut out = Outcome::default();
+            for op in ops {
+                tokio::time::sleep(self.delay).await;
+                let what = match op {
+                    Op::Apply(_) => "apply",
+                    Op::Delete(_) => "delete",
+                };
+                self.log.lock().expect("log").push(format!("{what} {}", key.3));
+                match what {
+                    "apply" => out.applied += 1,
+                    _ => out.deleted += 1,
+                }
+            }
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            out
+        }
+    }
+
+    fn cm(name: &str) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "a"}})
+    }
+
+    /// A JSON trace of `events` (ts, applied, deleted).
+    fn trace_of(events: Vec<(i64, Vec<serde_json::Value>, Vec<serde_json::Value>)>) -> Trace {
+        let events: Vec<_> =
+            events.into_iter().map(|(ts, a, d)| json!({"ts": ts, "applied_objs": a, "deleted_objs": d})).collect();
+        let doc = json!({"version": 2, "config": {"trackedObjects": {}}, "events": events, "index": {}, "pod_lifecycles": {}});
+        Trace::parse(serde_json::to_vec(&doc).expect("json"), "test").expect("trace")
+    }
+
+    fn settings(concurrency: usize, signals: Signals) -> Settings {
+        Settings { simulation: "s".into(), prefix: "v".into(), speed: 1000.0, duration: None, concurrency, signals }
+    }
+
+    #[tokio::test]
+    async fn a_slow_server_holds_back_the_decoding() {
+        // 200 objects due at once, 2 at a time against a server taking 2 ms per request.
+        let trace = trace_of((0..200).map(|k| (1_000, vec![cm(&format!("c{k}"))], vec![])).collect());
+        let sink = Arc::new(Slow { delay: Duration::from_millis(2), ..Slow::default() });
+        let reporter = Reporter::new(None, "s", None);
+        let stats = dispatch(&trace, sink.clone(), &settings(2, Signals::never()), &PreciseClock, &reporter)
+            .await
+            .expect("replay");
+        assert_eq!((stats.events, stats.applied, stats.failed.len()), (200, 200, 0));
+        assert_eq!(sink.peak.load(Ordering::SeqCst), 2, "never more decoded and pending than the concurrency");
+    }
+
+    #[tokio::test]
+    async fn operations_on_one_object_keep_their_order() {
+        // The same object applied and deleted in successive events of one second, with slots to
+        // spare: the delete is chained after the apply.
+        let trace = trace_of(vec![
+            (1_000, vec![cm("x")], vec![]),
+            (1_000, vec![], vec![cm("x")]),
+            (1_001, vec![cm("x")], vec![]),
+        ]);
+        let sink = Arc::new(Slow { delay: Duration::from_millis(5), ..Slow::default() });
+        let reporter = Reporter::new(None, "s", None);
+        let stats = dispatch(&trace, sink.clone(), &settings(4, Signals::never()), &PreciseClock, &reporter)
+            .await
+            .expect("replay");
+        assert_eq!((stats.applied, stats.deleted), (2, 1));
+        assert_eq!(*sink.log.lock().expect("log"), vec!["apply x", "delete x", "apply x"]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_ends_the_wait_for_a_slot() {
+        let trace = trace_of((0..50).map(|k| (1_000, vec![cm(&format!("c{k}"))], vec![])).collect());
+        let sink = Arc::new(Slow { delay: Duration::from_millis(50), ..Slow::default() });
+        let reporter = Reporter::new(None, "s", None);
+        let (tx, signals) = Signals::manual();
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let _ = tx.send(1);
+            // Keep the sender until the replay has seen the stop.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let started = std::time::Instant::now();
+        let stats =
+            dispatch(&trace, sink.clone(), &settings(1, signals), &PreciseClock, &reporter).await.expect("replay");
+        stopper.abort();
+        assert!(stats.interrupted);
+        assert!(stats.events < 5, "stopped while waiting for a slot, after {} events", stats.events);
+        assert_eq!(stats.applied, stats.events, "what was dispatched finished");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]
