@@ -4,6 +4,7 @@
 //! time when the replay needs them, so a 100 MB trace does not become gigabytes of JSON values.
 
 mod error;
+pub mod guard;
 mod json;
 mod lifecycle;
 mod location;
@@ -24,7 +25,7 @@ pub use error::{Position, TraceError};
 #[allow(unused_imports)]
 pub use lifecycle::PodLifecycle;
 #[allow(unused_imports)]
-pub use location::read;
+pub use location::{read, read_with_policy};
 #[allow(unused_imports)]
 pub use synthetic::{synthetic, write_synthetic};
 
