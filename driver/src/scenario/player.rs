@@ -247,6 +247,14 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
         PlayError::Setup(format!("cannot create the log folder under {}: {e}", settings.log_dir.display()))
     })?;
     tracing::info!(dir = %layout.dir.display(), "logs");
+    // S3 before anything is applied: a run whose evidence cannot be kept is not started.
+    if let Some(target) = &settings.s3 {
+        let s3 = upload::client(&target.region).await;
+        if let Err(e) = upload::check_writable(&s3, &target.bucket, &layout.relative).await {
+            reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::False, "NotWritable", e.to_string()).await;
+            return Err(PlayError::Setup(e.to_string()));
+        }
+    }
     let mut play = Play::new(&client, settings, &playable, &resolved, &layout, &reporter, origin, run_start);
     let mut stop = stop_on_signal();
     play.run(&mut stop).await;
@@ -705,8 +713,20 @@ impl<'a> Play<'a> {
         }
     }
 
-    /// Stage 5: cleanup, summary, upload.
+    /// Stage 5: summary and upload, cleanup, then summary and upload again with the cleanup's
+    /// result: a driver killed during a long cleanup has already left its logs.
     async fn finish(mut self) -> Summary {
+        if self.settings.s3.is_some() && self.namespace.is_some() && !self.settings.keep {
+            let early = self.summary(None);
+            if write_json(&self.layout.summary_file(), &early).is_ok()
+                && let Some(target) = &self.settings.s3
+            {
+                let s3 = upload::client(&target.region).await;
+                if let Err(e) = upload::upload_dir(&s3, &target.bucket, &self.layout.relative, &self.layout.dir).await {
+                    tracing::warn!(error = %e, "logs before the cleanup: upload failed; trying again after it");
+                }
+            }
+        }
         if let Some(namespace) = self.namespace.clone() {
             if self.settings.keep {
                 self.cleanup = format!("kept (--keep): namespace {}, label {}", namespace.name, self.label());

@@ -35,6 +35,47 @@ pub enum UploadError {
         /// The SDK's error with its causes.
         detail: String,
     },
+    /// Some files did not go up (the others did).
+    #[error("{failed} of {total} files were not uploaded to {uri}; first: {first}")]
+    Partial {
+        /// Files that failed.
+        failed: usize,
+        /// Files tried.
+        total: usize,
+        /// Where they were going.
+        uri: String,
+        /// The first failure.
+        first: Box<UploadError>,
+    },
+    /// The bucket cannot be written (checked before the run touches the cluster).
+    #[error("cannot write to {uri} (checked before the first action: bucket, credentials and region): {detail}")]
+    NotWritable {
+        /// Where the logs would go.
+        uri: String,
+        /// The SDK's error with its causes.
+        detail: String,
+    },
+}
+
+/// Writes and deletes a small object under `prefix`, so a bucket that is missing, read-only or
+/// in another region is found before the run applies anything.
+pub async fn check_writable(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str) -> Result<(), UploadError> {
+    let uri = s3_uri(bucket, prefix);
+    let key = format!("{}/.rehearsal-write-check", prefix.trim_matches('/'));
+    let put = s3.put_object().bucket(bucket).key(&key).body(ByteStream::from_static(b"ok")).send();
+    match tokio::time::timeout(PUT_TIMEOUT, put).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(UploadError::NotWritable { uri, detail: DisplayErrorContext(&e).to_string() }),
+        Err(_) => {
+            return Err(UploadError::NotWritable {
+                uri,
+                detail: format!("no answer within {} s", PUT_TIMEOUT.as_secs()),
+            });
+        }
+    }
+    // Leaving the marker would be harmless; deleting it keeps the run's folder exact.
+    let _ = tokio::time::timeout(PUT_TIMEOUT, s3.delete_object().bucket(bucket).key(&key).send()).await;
+    Ok(())
 }
 
 /// `s3://bucket/prefix/`.
@@ -85,10 +126,34 @@ pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, UploadError> {
 }
 
 /// Uploads every file under `dir` to `s3://bucket/prefix/<relative path>`; returns how many.
+/// A file that fails does not stop the others: the error counts the failures and names the first.
 pub async fn upload_dir(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path) -> Result<usize, UploadError> {
     let uri = s3_uri(bucket, prefix);
     let files = files_under(dir)?;
+    let mut failures: Vec<UploadError> = vec![];
     for relative in &files {
+        if let Err(e) = upload_file(s3, bucket, prefix, dir, relative, &uri).await {
+            tracing::warn!(error = %e, "upload");
+            failures.push(e);
+        }
+    }
+    let failed = failures.len();
+    match failures.into_iter().next() {
+        None => Ok(files.len()),
+        Some(first) => Err(UploadError::Partial { failed, total: files.len(), uri, first: Box::new(first) }),
+    }
+}
+
+async fn upload_file(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    dir: &Path,
+    relative: &Path,
+    uri: &str,
+) -> Result<(), UploadError> {
+    let uri = uri.to_string();
+    {
         let path = dir.join(relative);
         let body = tokio::fs::read(&path).await.map_err(|source| UploadError::Read { path: path.clone(), source })?;
         let key = key_for(prefix, relative);
@@ -114,7 +179,7 @@ pub async fn upload_dir(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir
             }
         }
     }
-    Ok(files.len())
+    Ok(())
 }
 
 #[cfg(test)]
