@@ -23,7 +23,7 @@ impl Signals {
                         "rehearsal-driver: {name}: stopping the {what}, then cleaning up (again to skip the cleanup)"
                     );
                 } else {
-                    eprintln!("rehearsal-driver: {name} again: skipping the cleanup; the status says what is left");
+                    eprintln!("rehearsal-driver: {name} again: skipping the cleanup");
                 }
                 if tx.send(count).is_err() {
                     return;

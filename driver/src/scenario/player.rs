@@ -128,43 +128,15 @@ pub async fn build_client(kubeconfig: Option<&str>) -> Result<kube::Client, Stri
 
 /// A stop request (first SIGINT/SIGTERM); a second one exits at once.
 fn stop_on_signal() -> watch::Receiver<bool> {
+    let signals = crate::signals::Signals::listen("play");
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let mut count = 0;
-        loop {
-            let name = wait_signal().await;
-            count += 1;
-            if count == 1 {
-                eprintln!("rehearsal-driver: {name}: stopping the play, then cleaning up (again to exit at once)");
-                let _ = tx.send(true);
-            } else {
-                eprintln!("rehearsal-driver: {name} again: exiting without cleanup");
-                std::process::exit(130);
-            }
-        }
+        signals.stopped().await;
+        let _ = tx.send(true);
+        signals.skipped().await;
+        std::process::exit(130);
     });
     rx
-}
-
-#[cfg(unix)]
-async fn wait_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "interrupt"
 }
 
 /// Lists the cluster for one step's snapshot and writes its file.

@@ -42,6 +42,12 @@ async fn install(client: &Client) {
     let dir = repo().join("config/default");
     let (ok, out) = kubectl(&["apply", "--server-side", "--force-conflicts", "-k", &dir.to_string_lossy()]).await;
     assert!(ok, "kubectl apply -k config/default failed:\n{out}");
+    two_ready_replicas(client).await;
+    leader(client).await;
+}
+
+/// Waits until the operator Deployment has its two replicas ready.
+async fn two_ready_replicas(client: &Client) {
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     wait_for(
         &deployments,
@@ -51,7 +57,6 @@ async fn install(client: &Client) {
         |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
     )
     .await;
-    leader(client).await;
 }
 
 /// The pod holding the leader Lease.
@@ -584,15 +589,7 @@ async fn leader_killed_mid_run(client: Client) {
     assert_eq!(list.items.len(), 1, "no duplicate Job");
     delete_sim(&client, &name).await;
     // The Deployment brings the killed replica back as a standby.
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
-    wait_for(
-        &deployments,
-        "rehearsal-operator",
-        Duration::from_secs(120),
-        "2 ready replicas again",
-        |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
-    )
-    .await;
+    two_ready_replicas(&client).await;
     // A graceful stop (the pod deleted: SIGTERM) releases the Lease, so the standby takes over at
     // once instead of after the lease expires.
     let current = leader(&client).await;
@@ -609,14 +606,7 @@ async fn leader_killed_mid_run(client: Client) {
         next.name_any(),
         stopped_at.elapsed().as_secs_f64()
     );
-    wait_for(
-        &deployments,
-        "rehearsal-operator",
-        Duration::from_secs(120),
-        "2 ready replicas again",
-        |d: Option<&Deployment>| d.and_then(|d| d.status.as_ref()).and_then(|s| s.ready_replicas) == Some(2),
-    )
-    .await;
+    two_ready_replicas(&client).await;
     let _ = delete_and_wait(&Api::<Namespace>::all(client.clone()), &scratch, Duration::from_secs(60)).await;
 }
 
