@@ -136,16 +136,26 @@ pub async fn support_objects(client: &kube::Client, settings: &Settings, sim: &S
     Ok(Leftovers(left))
 }
 
-/// Everything of a Simulation, in order: Jobs and run objects first, then (once those are gone)
-/// the webhook configurations and the support objects.
-pub async fn everything(client: &kube::Client, settings: &Settings, sim: &Simulation) -> Result<Leftovers> {
-    let mut left = jobs(client, settings, sim).await?;
-    left.0.extend(run_objects(client, sim).await?.0);
+/// What the runs left, in order: the run objects first, then (once those are gone) the webhook
+/// configurations and the support objects. Jobs are kept, for their logs.
+pub async fn runs(client: &kube::Client, settings: &Settings, sim: &Simulation) -> Result<Leftovers> {
+    let left = run_objects(client, sim).await?;
     if !left.is_empty() {
         return Ok(left);
     }
-    left.0.extend(webhook_configurations(client, sim).await?.0);
+    let mut left = webhook_configurations(client, sim).await?;
     left.0.extend(support_objects(client, settings, sim).await?.0);
+    Ok(left)
+}
+
+/// Everything of a Simulation: its Jobs and run objects first (both deletions started at once),
+/// then the rest as [`runs`] does.
+pub async fn everything(client: &kube::Client, settings: &Settings, sim: &Simulation) -> Result<Leftovers> {
+    let mut left = jobs(client, settings, sim).await?;
+    if left.is_empty() {
+        return runs(client, settings, sim).await;
+    }
+    left.0.extend(run_objects(client, sim).await?.0);
     Ok(left)
 }
 

@@ -203,9 +203,10 @@ async fn apply(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
         .context(|| format!("list the pods of Job {job_name}"))?
         .items;
     let label = run_label(index, total);
-    match jobs::outcome(&job, &pods) {
+    let outcome = jobs::outcome(&job, &pods);
+    match outcome {
         Outcome::Pending | Outcome::Running => {
-            let running = matches!(jobs::outcome(&job, &pods), Outcome::Running);
+            let running = outcome == Outcome::Running;
             let run = st.run_mut(index);
             run.job_name = Some(job_name.clone());
             run.phase = Some(RUN_RUNNING.into());
@@ -297,9 +298,7 @@ async fn fail_run(
 
 async fn finish_failed(sim: &Simulation, mut st: OperatorStatus, failed_index: i32, ctx: &Context) -> Result<Action> {
     let api: Api<Simulation> = Api::all(ctx.client.clone());
-    let left = cleanup::run_objects(&ctx.client, sim).await?;
-    let left = if left.is_empty() { cleanup::webhook_configurations(&ctx.client, sim).await? } else { left };
-    let left = if left.is_empty() { cleanup::support_objects(&ctx.client, &ctx.settings, sim).await? } else { left };
+    let left = cleanup::runs(&ctx.client, &ctx.settings, sim).await?;
     let summary = st.runs.iter().find(|r| r.index == failed_index).and_then(|r| r.summary.clone()).unwrap_or_default();
     let total = sim.spec.repetitions.max(1);
     let label = format!("run {}/{total}", failed_index.saturating_add(1));
@@ -319,14 +318,7 @@ async fn finish_failed(sim: &Simulation, mut st: OperatorStatus, failed_index: i
 
 async fn finish_succeeded(sim: &Simulation, mut st: OperatorStatus, ctx: &Context) -> Result<Action> {
     let api: Api<Simulation> = Api::all(ctx.client.clone());
-    let mut left = cleanup::run_objects(&ctx.client, sim).await?;
-    if left.is_empty() {
-        left = cleanup::webhook_configurations(&ctx.client, sim).await?;
-    }
-    if left.is_empty() {
-        left = cleanup::support_objects(&ctx.client, &ctx.settings, sim).await?;
-    }
-    left.into_result()?;
+    cleanup::runs(&ctx.client, &ctx.settings, sim).await?.into_result()?;
     st.phase = Phase::Succeeded;
     st.completion_time = Some(status::now());
     st.message = String::new();
@@ -371,15 +363,8 @@ async fn start_run(
     }
     let source = match check_and_prepare(sim, ctx).await {
         Ok(source) => source,
-        Err(Error::Permanent { reason, message }) => {
-            // A problem that needs the user: stall, and give the slot back meanwhile.
-            st.phase = Phase::Pending;
-            st.stalled = Some(reason);
-            st.message = message.clone();
-            st.apply(api, sim).await?;
-            ctx.event(sim, EventType::Warning, reason, "Check", message.clone()).await;
-            return Err(Error::Permanent { reason, message });
-        }
+        // A problem that needs the user: stall, and give the slot back meanwhile.
+        Err(Error::Permanent { reason, message }) => return Err(stall(api, sim, st, reason, message, ctx).await),
         Err(e) => return Err(e),
     };
     if source.is_trace() {
@@ -426,16 +411,11 @@ async fn queue(sim: &Simulation, mut st: OperatorStatus, ctx: &Context) -> Resul
         st.apply(&api, sim).await?;
         return Ok(Action::await_change());
     }
-    if let Err(Error::Permanent { reason, message }) = check(sim, ctx).await {
-        let first = st.stalled != Some(reason) || st.message != message;
-        st.phase = Phase::Pending;
-        st.stalled = Some(reason);
-        st.message = message.clone();
-        st.apply(&api, sim).await?;
-        if first {
-            ctx.event(sim, EventType::Warning, reason, "Check", message.clone()).await;
-        }
-        return Err(Error::Permanent { reason, message });
+    match check(sim, ctx).await {
+        Ok(()) => {}
+        Err(Error::Permanent { reason, message }) => return Err(stall(&api, sim, st, reason, message, ctx).await),
+        // Not known whether it can run: retry rather than take a slot.
+        Err(e) => return Err(e),
     }
     st.stalled = None;
 
@@ -464,6 +444,29 @@ async fn queue(sim: &Simulation, mut st: OperatorStatus, ctx: &Context) -> Resul
             Ok(Action::requeue(Duration::from_secs(60)))
         }
     }
+}
+
+/// Stalls a Simulation that cannot run as written (phase Pending, `Stalled=True` with the reason;
+/// an Event when that is news) and returns the error for the requeue.
+async fn stall(
+    api: &Api<Simulation>,
+    sim: &Simulation,
+    mut st: OperatorStatus,
+    reason: &'static str,
+    message: String,
+    ctx: &Context,
+) -> Error {
+    let news = st.stalled != Some(reason) || st.message != message;
+    st.phase = Phase::Pending;
+    st.stalled = Some(reason);
+    st.message = message.clone();
+    if let Err(e) = st.apply(api, sim).await {
+        return e;
+    }
+    if news {
+        ctx.event(sim, EventType::Warning, reason, "Check", message.clone()).await;
+    }
+    Error::Permanent { reason, message }
 }
 
 /// The finalizer's cleanup: everything of every run, then the Simulation may go.

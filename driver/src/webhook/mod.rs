@@ -186,7 +186,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    struct NoLookup;
+    /// A lookup that finds nothing (shared by the webhook's tests).
+    pub(crate) struct NoLookup;
     impl ObjectLookup for NoLookup {
         async fn get(&self, _: &str, _: &str, _: &str, _: &str) -> Result<Option<Value>, kube::Error> {
             Ok(None)

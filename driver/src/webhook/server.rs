@@ -122,16 +122,8 @@ pub async fn serve<L: ObjectLookup + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::owners::ObjectLookup;
-    use serde_json::Value;
+    use crate::webhook::tests::NoLookup;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    struct NoLookup;
-    impl ObjectLookup for NoLookup {
-        async fn get(&self, _: &str, _: &str, _: &str, _: &str) -> Result<Option<Value>, kube::Error> {
-            Ok(None)
-        }
-    }
 
     /// Sends one plain-HTTP POST to the router and returns the status line.
     async fn post(addr: SocketAddr, path: &str, body: &[u8]) -> String {

@@ -88,18 +88,7 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     // default_backoff: watch errors are retried with exponential backoff instead of ending the stream.
     let mut events = watcher(api, config).default_backoff().boxed();
     let (finished_tx, mut finished_rx) = mpsc::unbounded_channel();
-    let mut pods = Pods {
-        ctx,
-        workers: HashMap::new(),
-        done: HashSet::new(),
-        deleting: HashSet::new(),
-        delete_when_finished: HashMap::new(),
-        remove_when_finished: HashMap::new(),
-        relist: None,
-        pending: Vec::new(),
-        ips: Allocator::new(),
-        finished_tx,
-    };
+    let mut pods = Pods::new(ctx, finished_tx);
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -118,6 +107,22 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
 }
 
 impl Pods {
+    /// A pod registry for the node of `ctx`, with nothing running yet.
+    fn new(ctx: Arc<Context>, finished_tx: mpsc::UnboundedSender<String>) -> Pods {
+        Pods {
+            ctx,
+            workers: HashMap::new(),
+            done: HashSet::new(),
+            deleting: HashSet::new(),
+            delete_when_finished: HashMap::new(),
+            remove_when_finished: HashMap::new(),
+            relist: None,
+            pending: Vec::new(),
+            ips: Allocator::new(),
+            finished_tx,
+        }
+    }
+
     fn handle(&mut self, event: watcher::Event<Pod>) {
         match event {
             watcher::Event::Init => {
@@ -372,18 +377,7 @@ mod tests {
             guard: None,
         });
         let (finished_tx, finished_rx) = mpsc::unbounded_channel();
-        let pods = Pods {
-            ctx,
-            workers: HashMap::new(),
-            done: HashSet::new(),
-            deleting: HashSet::new(),
-            delete_when_finished: HashMap::new(),
-            remove_when_finished: HashMap::new(),
-            relist: None,
-            pending: Vec::new(),
-            ips: Allocator::new(),
-            finished_tx,
-        };
+        let pods = Pods::new(ctx, finished_tx);
         (pods, finished_rx)
     }
 
