@@ -36,6 +36,10 @@ pub const VIRTUAL_NODE_VALUE: &str = "virtual";
 /// Label on every object a scenario play applies: its run id, so cleanup and reruns are exact.
 pub const SCENARIO_RUN_LABEL: &str = "rehearsal.dev/scenario-run";
 
+/// Label on every object a scenario play creates: the play's own id (two plays of the same
+/// scenario share the run id, never the play id), so a play deletes only what it made.
+pub const PLAY_LABEL: &str = "rehearsal.dev/play";
+
 /// Server-side-apply field manager of the scenario player's replica changes, separate from the
 /// manifests' manager so a re-applied manifest does not fight the steps over `spec.replicas`.
 pub const SCALE_MANAGER: &str = "rehearsal-driver-scale";

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::scenario::placement::Placement;
+use crate::trace::guard::TraceLocationPolicy;
 
 /// Replays a recorded cluster trace, or plays a scaling scenario, onto virtual nodes, and
 /// records what the cluster did.
@@ -83,6 +84,11 @@ pub struct ReplayArgs {
     /// The trace: file:///path, a plain path, s3://bucket/key, http:// or https://.
     #[arg(long)]
     pub trace_path: String,
+    /// A file trace (file:///path or a plain path) must resolve, symlinks and `..` followed, to a
+    /// file inside this directory; the operator sets it for Simulations' file traces [default:
+    /// any path the driver can read].
+    #[arg(long, value_name = "DIR")]
+    pub trace_file_root: Option<PathBuf>,
     /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter expression).
     #[arg(short, long, default_value = "info")]
     pub verbosity: String,
@@ -120,6 +126,11 @@ impl ReplayArgs {
     /// The virtual namespace prefix in effect (resolved from the Simulation when not given).
     pub fn prefix(&self) -> &str {
         self.virtual_ns_prefix.as_deref().unwrap_or("virtual")
+    }
+
+    /// What the trace location may point at: the default limits, confined to --trace-file-root.
+    pub fn trace_policy(&self) -> TraceLocationPolicy {
+        TraceLocationPolicy { file_root: self.trace_file_root.clone(), ..TraceLocationPolicy::default() }
     }
 }
 
@@ -202,6 +213,15 @@ pub struct ScenarioArgs {
     /// Leave what the run created in the cluster (no cleanup).
     #[arg(long)]
     pub keep: bool,
+    /// Take over objects the scenario names that exist already (made by someone else, or left
+    /// by an ended play) instead of refusing the play. DANGER: the play then changes them and
+    /// deletes them at the end. Never takes over a running play's objects.
+    #[arg(long)]
+    pub adopt: bool,
+    /// This play's id, written on everything it creates (label rehearsal.dev/play) [default: a
+    /// fresh random id]. Lowercase letters, digits and '-', at most 48 characters.
+    #[arg(long, value_name = "ID")]
+    pub play_id: Option<String>,
     /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter expression).
     #[arg(short, long, default_value = "info")]
     pub verbosity: String,
@@ -244,6 +264,30 @@ mod tests {
         assert_eq!((a.admission_webhook_port, a.speed, a.verbosity.as_str()), (8888, None, "info"));
         assert_eq!(a.virtual_ns_prefix.as_deref(), Some("virtual"));
         Cli::command().debug_assert();
+    }
+
+    #[tokio::test]
+    async fn trace_file_root_confines_the_replay() {
+        let cli = Cli::try_parse_from(REQUIRED).expect("parses");
+        let Command::Replay(a) = cli.command else { panic!("parsed as another subcommand") };
+        assert_eq!(a.trace_policy(), TraceLocationPolicy::default());
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("t.json"), b"inside").expect("write");
+        let root = dir.path().to_str().expect("utf-8 path");
+        let args: Vec<&str> = REQUIRED.iter().copied().chain(["--trace-file-root", root]).collect();
+        let Command::Replay(a) = Cli::try_parse_from(args).expect("parses").command else {
+            panic!("parsed as another subcommand")
+        };
+        let policy = a.trace_policy();
+        assert_eq!(policy.file_root.as_deref(), Some(dir.path()));
+        assert_eq!(policy.max_bytes, TraceLocationPolicy::default().max_bytes);
+        let inside = format!("file://{root}/t.json");
+        assert_eq!(crate::trace::read_with_policy(&inside, &policy).await.expect("inside the root"), b"inside");
+        for outside in ["file:///etc/passwd", "/etc/passwd", &format!("{root}/../../etc/passwd")] {
+            let err = crate::trace::read_with_policy(outside, &policy).await.expect_err("refused").to_string();
+            assert!(err.contains("is outside the allowed trace directory"), "{outside}: {err}");
+        }
     }
 
     #[test]

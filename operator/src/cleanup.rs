@@ -7,14 +7,13 @@
 //! retries until nothing is left, so an operator restart in the middle loses nothing.
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::{Resource, ResourceExt};
-use rehearsal_crds::keys::{OWNED_BY_SIMULATION_LABEL, SCENARIO_RUN_LABEL};
+use rehearsal_crds::keys::OWNED_BY_SIMULATION_LABEL;
 use rehearsal_crds::{Scenario, Simulation, SimulationRoot};
+use rehearsal_driver::scenario::apply::{KindKey, api_for, discover, kind_key};
 use serde::de::DeserializeOwned;
 
 use crate::error::{Context, Error, Result, is_not_found};
@@ -74,8 +73,9 @@ where
     Ok(left)
 }
 
-/// The run's objects in the cluster: roots, virtual namespaces (trace runs), and what a scenario
-/// play labelled with its run id. Returns what is not gone yet.
+/// The run's objects in the cluster: roots, virtual namespaces (trace runs, and a scenario
+/// play's namespace when the play created it), and what a scenario play created. Returns what
+/// is not gone yet.
 pub async fn run_objects(client: &kube::Client, sim: &Simulation) -> Result<Leftovers> {
     let name = sim.name_any();
     let by_sim = format!("{OWNED_BY_SIMULATION_LABEL}={name}");
@@ -92,22 +92,52 @@ pub async fn run_objects(client: &kube::Client, sim: &Simulation) -> Result<Left
         if let Some(scenario) =
             scenarios.get_opt(&scenario_ref.name).await.context(|| format!("read Scenario {}", scenario_ref.name))?
         {
-            let run_id = rehearsal_driver::scenario::logs::run_id_value(
-                scenario.spec.run_id.as_deref().unwrap_or(&scenario.name_any()),
-            );
-            let by_run = format!("{SCENARIO_RUN_LABEL}={run_id}");
-            left.extend(delete_matching(&namespaces, &by_run, &DeleteParams::background(), "Namespace").await?);
-            let ns = &scenario.spec.namespace;
-            let bg = DeleteParams::background();
-            let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-            left.extend(delete_matching(&deployments, &by_run, &bg, "Deployment").await?);
-            let sets: Api<StatefulSet> = Api::namespaced(client.clone(), ns);
-            left.extend(delete_matching(&sets, &by_run, &bg, "StatefulSet").await?);
-            let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
-            left.extend(delete_matching(&pdbs, &by_run, &bg, "PodDisruptionBudget").await?);
+            left.extend(scenario_objects(client, &scenario, &by_sim).await?);
         }
     }
     Ok(Leftovers(left))
+}
+
+/// What a scenario play of this Simulation created and its driver did not delete: objects of
+/// every kind the Scenario names (manifests, optional manifests, APPLY actions), found by the
+/// Simulation's label (the driver puts it on everything it creates, with a play id of its own),
+/// each deleted with its UID as precondition. Kinds the cluster does not serve are skipped.
+async fn scenario_objects(client: &kube::Client, scenario: &Scenario, by_sim: &str) -> Result<Vec<String>> {
+    let spec = &scenario.spec;
+    let mut keys: Vec<KindKey> =
+        spec.manifests.iter().chain(&spec.optional_manifests).filter_map(|m| kind_key(&m.0)).collect();
+    for step in &spec.steps {
+        keys.extend(
+            step.actions.iter().filter_map(|a| a.data.as_ref()?.manifest.as_ref()).filter_map(|m| kind_key(&m.0)),
+        );
+    }
+    keys.sort();
+    keys.dedup();
+    let bg = DeleteParams::background();
+    let mut left = vec![];
+    let mut seen = vec![];
+    for key in keys {
+        let kind = match discover(client, &key).await {
+            Ok(Some(kind)) => kind,
+            Ok(None) => continue,
+            Err(e) => return Err(Error::Internal(e.to_string())),
+        };
+        if seen.contains(&kind.resource) {
+            continue;
+        }
+        seen.push(kind.resource.clone());
+        let api = api_for(client, &kind, &spec.namespace);
+        match delete_matching(&api, by_sim, &bg, &kind.resource.kind).await {
+            Ok(found) => left.extend(found),
+            // The driver has no more rights than the operator (see config/rbac): a kind the
+            // operator may not list, the driver could not have created.
+            Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 403 => {
+                tracing::warn!(kind = %kind.resource.kind, "cannot list it (forbidden); a driver could not have created it either");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(left)
 }
 
 /// The run's webhook configurations: deleted only once the run's objects are gone, because a

@@ -12,6 +12,7 @@ use kube::runtime::wait::{await_condition, conditions};
 use rehearsal_crds::keys::DRIVER_MANAGER;
 use serde_json::{Value, json};
 
+use super::ownership::{Identity, Standing, standing_of};
 use super::placement::Placement;
 
 pub use rehearsal_crds::keys::{SCALE_MANAGER, SCENARIO_RUN_LABEL as RUN_LABEL};
@@ -56,6 +57,16 @@ pub enum ApplyError {
         /// What went wrong.
         #[source]
         source: kube::Error,
+    },
+    /// The object exists and is not this play's to change.
+    #[error(
+        "{what}: {reason}; refusing to change it (delete it, play in another namespace, or pass --adopt to take it over: the play then changes it and deletes it at the end)"
+    )]
+    NotOurs {
+        /// Kind and name.
+        what: String,
+        /// Who has it.
+        reason: String,
     },
     /// The namespace could not be made ready.
     #[error("namespace {name}: {message}")]
@@ -104,14 +115,14 @@ pub fn install_hint(api_version: &str) -> &'static str {
     }
 }
 
-/// The object as the play applies it: the run label added, metadata the server owns removed,
+/// The object as the play applies it: the play's labels added, metadata the server owns removed,
 /// the namespace set to the play's (namespaced kinds) or removed (cluster-scoped ones), and the
 /// placement applied to its pod template. Returns the placement's changes too.
 pub fn prepare(
     object: &Value,
     kind: &Kind,
     namespace: &str,
-    run_id: &str,
+    labels_in: &std::collections::BTreeMap<String, String>,
     placement: Placement,
 ) -> (Value, Vec<String>) {
     let mut object = object.clone();
@@ -130,8 +141,10 @@ pub fn prepare(
         if !labels.is_object() {
             *labels = json!({});
         }
-        if let Some(labels) = labels.as_object_mut() {
-            labels.insert(RUN_LABEL.to_string(), json!(run_id));
+        if let Some(existing) = labels.as_object_mut() {
+            for (key, value) in labels_in {
+                existing.insert(key.clone(), json!(value));
+            }
         }
     }
     let changes = placement.apply(&mut object);
@@ -154,83 +167,115 @@ pub fn api_for(client: &kube::Client, kind: &Kind, namespace: &str) -> Api<Dynam
     }
 }
 
-/// Applies a prepared object server-side (field manager `rehearsal-driver`, force).
-pub async fn apply(client: &kube::Client, kind: &Kind, namespace: &str, object: &Value) -> Result<(), ApplyError> {
-    let name = object
-        .get("metadata")
-        .and_then(|m| m.get("name"))
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApplyError::NoName(what(object)))?;
-    api_for(client, kind, namespace)
-        .patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(object))
-        .await
-        .map(|_| ())
-        .map_err(|source| ApplyError::Api { what: what(object), source })
-}
-
 /// The play's namespace, and whether the cleanup removes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlayNamespace {
     /// Its name.
     pub name: String,
-    /// This run created it.
+    /// This play created it.
     pub created: bool,
-    /// It carries this run id's label (created by this run or an earlier, kept one): cleanup
-    /// deletes it. A namespace that was there before stays.
-    pub owned: bool,
+    /// Its UID when this play owns it (created it, or took over one an ended play left, with
+    /// `--adopt`): the cleanup deletes it, with this UID as precondition. None: it was there
+    /// before and stays.
+    pub uid: Option<String>,
 }
 
-/// Makes sure the namespace exists: created (with the run label) if missing, after waiting for
-/// an earlier one of the same name to finish terminating. A new namespace is ready once its
+impl PlayNamespace {
+    /// The cleanup deletes it.
+    pub fn owned(&self) -> bool {
+        self.uid.is_some()
+    }
+}
+
+/// Makes sure the namespace exists: created (with the play's labels) if missing, after waiting
+/// for an earlier one of the same name to finish terminating. A namespace another play created
+/// is refused while that play runs; one an ended play left is used as it is, or taken over with
+/// `adopt`. A namespace no play made is used and kept. A new namespace is ready once its
 /// `default` ServiceAccount exists, since pods created before that are refused.
 pub async fn ensure_namespace(
     client: &kube::Client,
     name: &str,
-    run_id: &str,
+    identity: &Identity,
+    adopt: bool,
     timeout: Duration,
 ) -> Result<PlayNamespace, ApplyError> {
     let fail = |message: String| ApplyError::Namespace { name: name.to_string(), message };
     let api: Api<Namespace> = Api::all(client.clone());
-    let existing = api.get_opt(name).await.map_err(|e| fail(format!("cannot read it: {e}")))?;
-    if let Some(ns) = &existing {
-        if ns.metadata.deletion_timestamp.is_none() {
-            let owned = ns.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).is_some_and(|v| v == run_id);
-            return Ok(PlayNamespace { name: name.to_string(), created: false, owned });
+    // Twice at most: a create that loses a race is decided again on what won it.
+    for _ in 0..2 {
+        let existing = api.get_opt(name).await.map_err(|e| fail(format!("cannot read it: {e}")))?;
+        if let Some(ns) = &existing {
+            if ns.metadata.deletion_timestamp.is_none() {
+                return existing_namespace(client, &api, ns, identity, adopt).await;
+            }
+            tracing::info!(
+                namespace = name,
+                "the namespace is terminating (an earlier run's cleanup?); waiting until it is gone"
+            );
+            let uid = ns.metadata.uid.clone().unwrap_or_default();
+            match tokio::time::timeout(timeout, await_condition(api.clone(), name, conditions::is_deleted(&uid))).await
+            {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Err(fail(format!("watching its deletion failed: {e}"))),
+                Err(_) => return Err(fail(format!("still terminating after {} s", timeout.as_secs()))),
+            }
         }
-        tracing::info!(
-            namespace = name,
-            "the namespace is terminating (an earlier run's cleanup?); waiting until it is gone"
-        );
-        let uid = ns.metadata.uid.clone().unwrap_or_default();
-        match tokio::time::timeout(timeout, await_condition(api.clone(), name, conditions::is_deleted(&uid))).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(fail(format!("watching its deletion failed: {e}"))),
-            Err(_) => return Err(fail(format!("still terminating after {} s", timeout.as_secs()))),
-        }
-    }
-    let body: Namespace = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"name": name, "labels": {RUN_LABEL: run_id}}
-    }))
-    .map_err(|e| fail(format!("cannot build it: {e}")))?;
-    let created = match api
-        .create(&PostParams { field_manager: Some(DRIVER_MANAGER.to_string()), ..Default::default() }, &body)
-        .await
-    {
-        Ok(_) => true,
-        // Created by someone else in between: theirs, so not ours to delete.
-        Err(kube::Error::Api(s)) if s.code == 409 => false,
-        Err(e) => return Err(fail(format!("cannot create it: {e}"))),
-    };
-    if created {
+        let body: Namespace = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": identity.labels()}
+        }))
+        .map_err(|e| fail(format!("cannot build it: {e}")))?;
+        let pp = PostParams { field_manager: Some(DRIVER_MANAGER.to_string()), ..Default::default() };
+        let created = match api.create(&pp, &body).await {
+            Ok(created) => created,
+            // Created by someone else in between: decided again on what is there now.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(e) => return Err(fail(format!("cannot create it: {e}"))),
+        };
         let accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
         let exists = |sa: Option<&ServiceAccount>| sa.is_some();
         if tokio::time::timeout(timeout, await_condition(accounts, "default", exists)).await.is_err() {
             // Not fatal: the ReplicaSet controller retries pods refused for want of it.
             tracing::warn!(namespace = name, "no default ServiceAccount after {} s; going on", timeout.as_secs());
         }
+        return Ok(PlayNamespace { name: name.to_string(), created: true, uid: created.metadata.uid });
     }
-    Ok(PlayNamespace { name: name.to_string(), created, owned: created })
+    Err(fail("it was created and deleted again while the play tried to create it".to_string()))
+}
+
+/// An existing namespace: refused while another play that made it runs, else used (and, with
+/// `adopt`, taken over when an ended play made it).
+async fn existing_namespace(
+    client: &kube::Client,
+    api: &Api<Namespace>,
+    ns: &Namespace,
+    identity: &Identity,
+    adopt: bool,
+) -> Result<PlayNamespace, ApplyError> {
+    let name = ns.metadata.name.clone().unwrap_or_default();
+    let fail = |message: String| ApplyError::Namespace { name: name.clone(), message };
+    let labels = ns.metadata.labels.clone().unwrap_or_default();
+    let standing = standing_of(client, &labels, identity)
+        .await
+        .map_err(|e| fail(format!("cannot read the Leases of plays: {e}")))?;
+    let uid = ns.metadata.uid.clone();
+    match standing {
+        Standing::Ours => Ok(PlayNamespace { name, created: false, uid }),
+        Standing::Live(play) => Err(fail(format!(
+            "play {play} created it and is still running; wait for it to end or play in another namespace"
+        ))),
+        Standing::LeftBy(play) if adopt => {
+            // Only the play labels change; the UID is a precondition.
+            let patch = json!({"metadata": {"uid": uid, "labels": identity.labels()}});
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| fail(format!("cannot take it over from play {play}: {e}")))?;
+            tracing::warn!(namespace = %name, play = %play, "adopted (--adopt): the namespace is deleted at the end");
+            Ok(PlayNamespace { name, created: false, uid })
+        }
+        // Someone's namespace, or one an ended play left: used, and kept.
+        _ => Ok(PlayNamespace { name, created: false, uid: None }),
+    }
 }
 
 #[cfg(test)]
@@ -249,19 +294,20 @@ mod tests {
             "metadata": {"name": "web", "namespace": "elsewhere", "labels": {"app": "web"}, "resourceVersion": "12", "uid": "u"},
             "spec": {"template": {"spec": {"nodeSelector": {"karpenter.sh/nodepool": "default"}}}}
         });
-        let (out, changes) = prepare(&object, &kind(true), "karpenter-test", "run-1", Placement::Virtual);
+        let labels = |v: &str| std::collections::BTreeMap::from([(RUN_LABEL.to_string(), v.to_string())]);
+        let (out, changes) = prepare(&object, &kind(true), "karpenter-test", &labels("run-1"), Placement::Virtual);
         assert_eq!(
             out["metadata"],
             json!({"name": "web", "namespace": "karpenter-test", "labels": {"app": "web", RUN_LABEL: "run-1"}})
         );
         assert_eq!(out["spec"]["template"]["spec"]["nodeSelector"], json!({"type": "virtual"}));
         assert_eq!(changes.len(), 3);
-        let (kept, none) = prepare(&object, &kind(true), "ns", "r", Placement::Keep);
+        let (kept, none) = prepare(&object, &kind(true), "ns", &labels("r"), Placement::Keep);
         assert!(none.is_empty());
         assert_eq!(kept["spec"], object["spec"]);
 
         let pool = json!({"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "default", "namespace": "x", "labels": null}});
-        let (out, _) = prepare(&pool, &kind(false), "ns", "r", Placement::Virtual);
+        let (out, _) = prepare(&pool, &kind(false), "ns", &labels("r"), Placement::Virtual);
         assert_eq!(out["metadata"], json!({"name": "default", "labels": {RUN_LABEL: "r"}}));
     }
 

@@ -1,37 +1,29 @@
-//! Removing what a play created: every object with the run label, of every kind the scenario
-//! applies, and the namespace when the run owns it; then waiting, with a deadline, until all of
-//! it is gone.
+//! Removing what a play created: exactly the objects of its [`Ledger`](super::ownership::Ledger),
+//! each deleted with its UID as precondition (an object of the same name made by someone else
+//! meanwhile is left alone), and its namespace when the play owns it (the objects inside go
+//! with it). Transient API errors and dropped watches are retried with backoff until the
+//! deadline; one object that cannot be deleted does not stop the others, and every leftover is
+//! reported by kind and name.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::future::join_all;
 use k8s_openapi::api::core::v1::Namespace;
-use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Preconditions};
 use kube::runtime::wait::{await_condition, conditions};
+use tokio::time::Instant;
 
-use super::apply::{Kind, PlayNamespace, RUN_LABEL, api_for};
+use super::apply::{Kind, PlayNamespace, api_for};
+use super::ownership::Owned;
 
 /// Why the cleanup did not finish.
 #[derive(Debug, thiserror::Error)]
 pub enum CleanupError {
-    /// Listing or deleting failed.
-    #[error("{action} {what}: {source}")]
-    Api {
-        /// list or delete.
-        action: &'static str,
-        /// What.
-        what: String,
-        /// What went wrong.
-        #[source]
-        source: kube::Error,
-    },
-    /// Something was still there at the deadline.
+    /// Something was still there at the deadline (or could not be deleted at all).
     #[error("still there after {} s: {}", timeout.as_secs(), left.join(", "))]
     Timeout {
         /// The deadline.
         timeout: Duration,
-        /// What was left.
+        /// What was left, with the last error about each when there was one.
         left: Vec<String>,
     },
 }
@@ -47,111 +39,137 @@ pub struct Cleaned {
     pub elapsed: Duration,
 }
 
-/// One deletion to wait for.
-struct Pending {
+/// One deletion to see through.
+struct Target {
     what: String,
     api: Api<DynamicObject>,
     name: String,
     uid: String,
+    params: DeleteParams,
+    /// The delete request was accepted (or the object was already gone or replaced).
+    requested: bool,
+    gone: bool,
+    /// The last error; a refusal (403, 422...) is not retried.
+    error: Option<String>,
+    refused: bool,
+    /// The play's namespace (not one of the ledger's objects).
+    namespace: bool,
 }
 
-/// Deletes every object labelled with `run_id` of `kinds` (in the namespace for namespaced
-/// kinds, cluster-wide for the others) and the namespace if the run owns it, then waits until
-/// all of it is gone or `timeout` passes.
+impl Target {
+    fn new(what: String, api: Api<DynamicObject>, name: String, uid: String, params: DeleteParams) -> Self {
+        let params = DeleteParams {
+            preconditions: Some(Preconditions { uid: Some(uid.clone()), resource_version: None }),
+            ..params
+        };
+        Target {
+            what,
+            api,
+            name,
+            uid,
+            params,
+            requested: false,
+            gone: false,
+            error: None,
+            refused: false,
+            namespace: false,
+        }
+    }
+
+    fn open(&self) -> bool {
+        !self.gone && !self.refused
+    }
+}
+
+/// What to delete: the owned namespace (which takes the objects inside with it) and every
+/// ledger object outside it.
+fn targets(client: &kube::Client, owned: &[Owned], namespace: &PlayNamespace) -> Vec<Target> {
+    let mut out = Vec::new();
+    if let Some(uid) = &namespace.uid {
+        let resource = ApiResource::erase::<Namespace>(&());
+        let kind = Kind { resource, namespaced: false };
+        let api = api_for(client, &kind, "");
+        let what = format!("namespace {}", namespace.name);
+        let mut target = Target::new(what, api, namespace.name.clone(), uid.clone(), DeleteParams::background());
+        target.namespace = true;
+        out.push(target);
+    }
+    for o in owned {
+        if namespace.owned() && o.namespace.as_deref() == Some(namespace.name.as_str()) {
+            continue;
+        }
+        let api = api_for(client, &o.kind, o.namespace.as_deref().unwrap_or(""));
+        // Foreground: a Deployment is gone only once its ReplicaSets and pods are.
+        out.push(Target::new(o.what(), api, o.name.clone(), o.uid.clone(), DeleteParams::foreground()));
+    }
+    out
+}
+
+/// Deletes what the play owns and waits until all of it is gone or `timeout` passes.
 pub async fn cleanup(
     client: &kube::Client,
-    kinds: &[Kind],
+    owned: &[Owned],
     namespace: &PlayNamespace,
-    run_id: &str,
     timeout: Duration,
 ) -> Result<Cleaned, CleanupError> {
     let started = Instant::now();
-    let selector = format!("{RUN_LABEL}={run_id}");
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut seen: Vec<&kube::api::ApiResource> = Vec::new();
-    for kind in kinds {
-        if seen.contains(&&kind.resource) {
-            continue;
-        }
-        seen.push(&kind.resource);
-        // Deleting the namespace deletes what is inside; one request instead of many.
-        if kind.namespaced && namespace.owned {
-            continue;
-        }
-        let api = api_for(client, kind, &namespace.name);
-        let list = api.list(&ListParams::default().labels(&selector)).await.map_err(|source| CleanupError::Api {
-            action: "list",
-            what: format!("{} labelled {selector}", kind.resource.plural),
-            source,
-        })?;
-        for object in list.items {
-            let name = object.name_any();
-            let what = format!("{} {name}", kind.resource.kind);
-            // Foreground: a Deployment is gone only once its ReplicaSets and pods are.
-            match api.delete(&name, &DeleteParams::foreground()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(s)) if s.code == 404 => continue,
-                Err(source) => return Err(CleanupError::Api { action: "delete", what, source }),
-            }
-            pending.push(Pending { what, api: api.clone(), name, uid: object.uid().unwrap_or_default() });
-        }
-    }
-    let objects: Vec<String> = pending.iter().map(|p| p.what.clone()).collect();
-
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let mut namespace_uid = None;
-    if namespace.owned {
-        match namespaces.get_opt(&namespace.name).await {
-            Ok(Some(ns)) => match namespaces.delete(&namespace.name, &DeleteParams::default()).await {
-                Ok(_) => namespace_uid = Some(ns.uid().unwrap_or_default()),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => {
-                    return Err(CleanupError::Api {
-                        action: "delete",
-                        what: format!("namespace {}", namespace.name),
-                        source,
-                    });
+    let deadline = started + timeout;
+    let mut targets = targets(client, owned, namespace);
+    let mut failures: u32 = 0;
+    loop {
+        for t in targets.iter_mut().filter(|t| t.open() && !t.requested) {
+            match t.api.delete(&t.name, &t.params).await {
+                Ok(_) => t.requested = true,
+                // Gone already, or replaced by an object that is not ours (UID precondition).
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                    t.requested = true;
+                    t.gone = true;
                 }
-            },
-            Ok(None) => {}
-            Err(source) => {
-                return Err(CleanupError::Api {
-                    action: "read",
-                    what: format!("namespace {}", namespace.name),
-                    source,
-                });
+                Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 429 => {
+                    t.refused = true;
+                    t.error = Some(s.message.clone());
+                }
+                Err(e) => t.error = Some(e.to_string()),
+            }
+        }
+        let waits = targets.iter().filter(|t| t.open() && t.requested).map(|t| {
+            let watch = await_condition(t.api.clone(), &t.name, conditions::is_deleted(&t.uid));
+            async move { tokio::time::timeout_at(deadline, watch).await }
+        });
+        let results = futures::future::join_all(waits).await;
+        let open: Vec<&mut Target> = targets.iter_mut().filter(|t| t.open() && t.requested).collect();
+        for (t, result) in open.into_iter().zip(results) {
+            match result {
+                Ok(Ok(_)) => t.gone = true,
+                // A watch that dropped is watched again, after a pause.
+                Ok(Err(e)) => t.error = Some(format!("watch: {e}")),
+                Err(_) => {}
+            }
+        }
+        if !targets.iter().any(Target::open) || Instant::now() >= deadline {
+            break;
+        }
+        failures = failures.saturating_add(1);
+        let pause = Duration::from_millis(200u64.saturating_mul(1u64 << failures.min(5)));
+        tracing::warn!(left = targets.iter().filter(|t| t.open()).count(), "cleanup: retrying in {pause:?}");
+        tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
+    }
+    let mut left = Vec::new();
+    for t in targets.iter().filter(|t| t.open()) {
+        // The watch may have missed the end; ask once more.
+        let still =
+            t.api.get_opt(&t.name).await.ok().flatten().is_some_and(|o| o.metadata.uid.as_deref() == Some(&t.uid));
+        if still {
+            let hint = if t.namespace { " (check its finalizers and the objects inside)" } else { "" };
+            match &t.error {
+                Some(e) => left.push(format!("{}{hint}: {e}", t.what)),
+                None => left.push(format!("{}{hint}", t.what)),
             }
         }
     }
-
-    let objects_gone =
-        join_all(pending.iter().map(|p| await_condition(p.api.clone(), &p.name, conditions::is_deleted(&p.uid))));
-    let namespace_gone = async {
-        match &namespace_uid {
-            Some(uid) => {
-                await_condition(namespaces.clone(), &namespace.name, conditions::is_deleted(uid)).await.is_ok()
-            }
-            None => true,
-        }
-    };
-    let finished = tokio::time::timeout(timeout, futures::future::join(objects_gone, namespace_gone)).await;
-    // A watch that failed proves nothing: those objects are checked once more below.
-    let all_seen_gone = finished.as_ref().is_ok_and(|(objects, ns)| *ns && objects.iter().all(Result::is_ok));
-    if !all_seen_gone {
-        let mut left = Vec::new();
-        for p in &pending {
-            let still =
-                p.api.get_opt(&p.name).await.ok().flatten().is_some_and(|o| o.uid().is_some_and(|u| u == p.uid));
-            if still {
-                left.push(p.what.clone());
-            }
-        }
-        if namespace_uid.is_some() && namespaces.get_opt(&namespace.name).await.ok().flatten().is_some() {
-            left.push(format!("namespace {} (check its finalizers and the objects inside)", namespace.name));
-        }
-        if !left.is_empty() {
-            return Err(CleanupError::Timeout { timeout, left });
-        }
+    if !left.is_empty() {
+        return Err(CleanupError::Timeout { timeout, left });
     }
-    Ok(Cleaned { objects, namespace: namespace_uid.is_some(), elapsed: started.elapsed() })
+    let objects = targets.iter().filter(|t| !t.namespace).map(|t| t.what.clone()).collect();
+    Ok(Cleaned { objects, namespace: namespace.owned(), elapsed: started.elapsed() })
 }

@@ -3,8 +3,8 @@
 //! | action | request |
 //! |---|---|
 //! | `K8S_SCALE`, `SCALE` | server-side apply of the Deployment's `scale` subresource (`spec.replicas`), field manager `rehearsal-driver-scale`, force |
-//! | `APPLY` | server-side apply of the object (run label, namespace, placement as for the manifests), field manager `rehearsal-driver`, force |
-//! | `DELETE` | delete, background propagation; an object already gone counts as done |
+//! | `APPLY` | as for the manifests: created (labels, namespace, placement), or updated by server-side apply when this play made it; an object the play did not make is refused unless `--adopt` |
+//! | `DELETE` | delete with the object's UID as precondition, background propagation, only when this play made (or adopted) it; an object already gone counts as done |
 //! | `WAIT_AVAILABLE` | watch the Deployment until it is available, or fail at its timeout |
 //!
 //! A step's actions start together, as the Scenario API says, with one exception that keeps
@@ -16,12 +16,14 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use serde_json::json;
 
 use super::actions::{ActionKind, PlannedAction};
 use super::apply::{self, Kinds, SCALE_MANAGER, api_for};
 use super::available::wait_available;
+use super::ownership::{self, Identity, Ledger};
 use super::placement::Placement;
 
 /// Where actions act.
@@ -32,8 +34,12 @@ pub struct Target<'a> {
     pub namespace: &'a str,
     /// Every kind the scenario names, resolved (DELETE's kinds may be missing: not served).
     pub kinds: &'a Kinds,
-    /// The run label's value.
-    pub run_id: &'a str,
+    /// Who the play is.
+    pub identity: &'a Identity,
+    /// What the play owns (APPLY adds to it).
+    pub ledger: &'a Ledger,
+    /// Take over objects the play did not create (`--adopt`).
+    pub adopt: bool,
     /// Placement of APPLY'd objects.
     pub placement: Placement,
 }
@@ -87,17 +93,37 @@ pub async fn perform(target: &Target<'_>, kind: &ActionKind) -> Result<Option<St
             let Some(kind) = target.kinds.get(&key) else {
                 return Err(format!("{} ({}) is not served by this cluster", key.1, key.0));
             };
-            let (object, _) = apply::prepare(manifest, kind, ns, target.run_id, target.placement);
-            apply::apply(target.client, kind, ns, &object).await.map(|()| None).map_err(|e| e.to_string())
+            let (object, _) = apply::prepare(manifest, kind, ns, &target.identity.labels(), target.placement);
+            ownership::claim(target.client, kind, ns, &object, target.identity, target.adopt, target.ledger)
+                .await
+                .map(|()| None)
+                .map_err(|e| e.to_string())
         }
         ActionKind::Delete { api_version, kind, name } => {
             let Some(resolved) = target.kinds.get(&(api_version.clone(), kind.clone())) else {
                 return Err(format!("{kind} ({api_version}) is not served by this cluster"));
             };
-            match api_for(target.client, resolved, ns).delete(name, &DeleteParams::background()).await {
-                Ok(_) => Ok(None),
+            let api = api_for(target.client, resolved, ns);
+            let gone = || Ok(Some(format!("{kind} {name} was already gone")));
+            let existing = match api.get_opt(name).await {
+                Ok(Some(o)) => o,
                 // Already gone: what the action asks for holds.
-                Err(kube::Error::Api(s)) if s.code == 404 => Ok(Some(format!("{kind} {name} was already gone"))),
+                Ok(None) => return gone(),
+                Err(e) => return Err(format!("read {kind} {name}: {e}")),
+            };
+            let uid = existing.metadata.uid.clone().unwrap_or_default();
+            let ours = target.identity.owns(existing.labels()) || target.ledger.entries().iter().any(|o| o.uid == uid);
+            if !ours {
+                return Err(format!("{kind} {name} was not created by this play: not deleted"));
+            }
+            let params = DeleteParams {
+                preconditions: Some(Preconditions { uid: Some(uid), resource_version: None }),
+                ..DeleteParams::background()
+            };
+            match api.delete(name, &params).await {
+                Ok(_) => Ok(None),
+                // Gone, or replaced by an object that is not ours.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => gone(),
                 Err(e) => Err(format!("delete {kind} {name}: {e}")),
             }
         }

@@ -54,7 +54,7 @@
 //! [`ScenarioDir::to_scenario`]): [`actions_of`] gives its actions per step, [`plan`] the order
 //! and deadline of each step. [`player::play`] runs one play: [`settings`] (flags and their
 //! environment fallbacks), [`source`] (validation), [`apply`] and [`placement`] (the manifests
-//! into the cluster), [`available`], [`execute`] (the actions), [`snapshot`] and [`logs`] (the
+//! into the cluster), [`ownership`] (what the play may touch), [`available`], [`execute`] (the actions), [`snapshot`] and [`logs`] (the
 //! log folder), [`summary`], [`cleanup`] and [`upload`].
 
 mod actions;
@@ -68,6 +68,7 @@ mod error;
 pub mod execute;
 pub mod logs;
 mod objects;
+pub mod ownership;
 pub mod placement;
 pub mod plan;
 pub mod player;

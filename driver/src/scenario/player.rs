@@ -3,10 +3,14 @@
 //! 1. read and validate the scenario (a directory before any request; a Scenario object right
 //!    after reading it) and resolve every kind it names: nothing is applied if this fails;
 //! 2. create the log folder, write `scenario.yaml`;
-//! 3. make the namespace, apply the optional manifests the cluster serves (one warning per kind
-//!    it does not) and the manifests, wait (watch) until the Deployments are available;
+//! 3. make the namespace (refused while another play that made it runs), take the play's Lease,
+//!    look up every object to apply (one that exists and is not this play's is refused, all of
+//!    them named, before anything is applied; `--adopt` takes them over), create the optional
+//!    manifests the cluster serves (one warning per kind it does not) and the manifests, wait
+//!    (watch) until the Deployments are available;
 //! 4. play the steps at their absolute deadlines, logging each action and a snapshot per step;
-//! 5. clean up (unless `--keep`), write `summary.json`, upload the folder to S3.
+//! 5. clean up exactly what the play created or adopted, by UID (unless `--keep`), write
+//!    `summary.json`, upload the folder to S3.
 //!
 //! A failure in 3 or 4 still cleans up and uploads; failures are collected, not fatal, and the
 //! run exits non-zero if there is any. SIGINT/SIGTERM stop the play and go on to the cleanup; a
@@ -22,7 +26,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use rehearsal_crds::conditions::{self, Status};
-use rehearsal_crds::{ActionType, Scenario, Simulation};
+use rehearsal_crds::{Scenario, Simulation};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
@@ -35,6 +39,7 @@ use super::error::ScenarioError;
 use super::execute::{Target, batches, perform};
 use super::logs::{ActionLog, ActionRecord, LogLayout, Outcome, millis, rfc3339, write_json};
 use super::objects::deployment_name;
+use super::ownership::{self, Identity, LeaseGuard, Ledger};
 use super::plan::{step_offset, step_sequence};
 use super::settings::{Settings, Source};
 use super::snapshot::{self, StepSnapshot};
@@ -227,7 +232,13 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
             return Err(PlayError::Setup(e.to_string()));
         }
     }
-    let mut play = Play::new(&client, settings, &playable, &resolved, &layout, &reporter, origin, run_start);
+    let identity = Identity {
+        run_id: playable.run_id.clone(),
+        play_id: settings.play_id.clone().unwrap_or_else(ownership::new_play_id),
+        simulation: settings.sim_name.clone(),
+    };
+    tracing::info!(play = %identity.play_id, run = %identity.run_id, "play identity (label {})", rehearsal_crds::keys::PLAY_LABEL);
+    let mut play = Play::new(&client, settings, &playable, &resolved, &layout, &reporter, origin, run_start, identity);
     let mut stop = stop_on_signal();
     play.run(&mut stop).await;
     Ok(PlayReport { log_dir: layout.dir.clone(), summary: play.finish().await })
@@ -375,6 +386,11 @@ struct Play<'a> {
     steps_start: Option<Timestamp>,
     steps_end: Option<Timestamp>,
     cleanup: String,
+    identity: Identity,
+    /// What the play created or took over: what the cleanup deletes.
+    ledger: Arc<Ledger>,
+    /// Renews the play's Lease while the play runs.
+    lease: Option<LeaseGuard>,
 }
 
 impl<'a> Play<'a> {
@@ -388,6 +404,7 @@ impl<'a> Play<'a> {
         reporter: &'a Reporter,
         origin: String,
         run_start: Timestamp,
+        identity: Identity,
     ) -> Self {
         Play {
             client,
@@ -408,6 +425,9 @@ impl<'a> Play<'a> {
             steps_start: None,
             steps_end: None,
             cleanup: "not needed: nothing was created".to_string(),
+            identity,
+            ledger: Arc::new(Ledger::default()),
+            lease: None,
         }
     }
 
@@ -460,24 +480,55 @@ impl<'a> Play<'a> {
                 format!("applying {n} manifests into namespace {ns}"),
             )
             .await;
-        let namespace = apply::ensure_namespace(self.client, &ns, &self.playable.run_id, self.settings.ready_timeout)
+        let adopt = self.settings.adopt;
+        let namespace = apply::ensure_namespace(self.client, &ns, &self.identity, adopt, self.settings.ready_timeout)
             .await
             .map_err(|e| ("NamespaceFailed", e.to_string()))?;
         self.cleanup = "pending".to_string();
         self.namespace = Some(namespace);
+        self.refuse_live_plays(&ns).await?;
+        let lease = ownership::hold_lease(self.client, &ns, &self.identity, &self.ledger)
+            .await
+            .map_err(|e| ("NamespaceFailed", e.to_string()))?;
+        self.lease = Some(lease);
 
+        // Every object looked up first: one that is not this play's refuses the play, before
+        // anything is created, naming all of them.
+        let labels = self.identity.labels();
         let optional = self.resolved.optional.iter().map(|&i| &spec.optional_manifests[i]);
+        let mut prepared = Vec::new();
+        let mut refused = Vec::new();
         for object in optional.chain(spec.manifests.iter()) {
             let Some(kind) = apply::kind_key(&object.0).and_then(|k| self.resolved.kinds.get(&k)) else {
                 return Err(("ApplyFailed", format!("{}: kind not resolved", apply::what(&object.0))));
             };
-            let (prepared, changes) =
-                apply::prepare(&object.0, kind, &ns, &self.playable.run_id, self.settings.placement);
-            if !changes.is_empty() {
-                tracing::info!(object = %apply::what(&object.0), "placement: {}", changes.join("; "));
+            let (object, changes) = apply::prepare(&object.0, kind, &ns, &labels, self.settings.placement);
+            let (standing, _) = ownership::standing(self.client, kind, &ns, &object, &self.identity)
+                .await
+                .map_err(|e| ("ApplyFailed", e.to_string()))?;
+            if let Some(reason) = ownership::refusal(&standing, adopt) {
+                refused.push(format!("{} ({reason})", apply::what(&object)));
             }
-            apply::apply(self.client, kind, &ns, &prepared).await.map_err(|e| ("ApplyFailed", e.to_string()))?;
-            tracing::info!(object = %apply::what(&object.0), namespace = %ns, "applied");
+            prepared.push((kind, object, changes));
+        }
+        if !refused.is_empty() {
+            let message = format!(
+                "{} already exist{} and {} not this play's: {}; nothing was applied (delete them, play in another namespace, or pass --adopt to take them over: the play then changes them and deletes them at the end)",
+                refused.len(),
+                if refused.len() == 1 { "s" } else { "" },
+                if refused.len() == 1 { "is" } else { "are" },
+                refused.join(", ")
+            );
+            return Err(("ObjectsExist", message));
+        }
+        for (kind, object, changes) in prepared {
+            if !changes.is_empty() {
+                tracing::info!(object = %apply::what(&object), "placement: {}", changes.join("; "));
+            }
+            ownership::claim(self.client, kind, &ns, &object, &self.identity, adopt, &self.ledger)
+                .await
+                .map_err(|e| ("ApplyFailed", e.to_string()))?;
+            tracing::info!(object = %apply::what(&object), namespace = %ns, "applied");
         }
 
         let deployments: Vec<&str> = spec.manifests.iter().filter_map(|m| deployment_name(&m.0)).collect();
@@ -490,6 +541,38 @@ impl<'a> Play<'a> {
             return Err(("NotAvailable", errors.join("; ")));
         }
         tracing::info!(deployments = deployments.len(), "available");
+        Ok(())
+    }
+
+    /// Refuses a namespace holding objects of another play that is still running (two CI jobs
+    /// playing the same scenario into one namespace).
+    async fn refuse_live_plays(&self, ns: &str) -> Result<(), (&'static str, String)> {
+        let kinds: Vec<Kind> = self.resolved.kinds.values().cloned().collect();
+        let found = ownership::other_plays_objects(self.client, &kinds, ns, &self.identity)
+            .await
+            .map_err(|e| ("NamespaceFailed", e.to_string()))?;
+        let mut checked: BTreeMap<String, bool> = BTreeMap::new();
+        for (what, play) in &found {
+            let live = match checked.get(play) {
+                Some(live) => *live,
+                None => {
+                    let live = ownership::live_play(self.client, play)
+                        .await
+                        .map_err(|e| ("NamespaceFailed", format!("cannot read the Leases of play {play}: {e}")))?
+                        .is_some();
+                    checked.insert(play.clone(), live);
+                    live
+                }
+            };
+            if live {
+                return Err((
+                    "NamespaceInUse",
+                    format!(
+                        "namespace {ns}: {what} belongs to play {play}, which is still running; wait for it to end or play in another namespace"
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -521,11 +604,14 @@ impl<'a> Play<'a> {
                 None
             }
         };
+        let (identity, ledger) = (self.identity.clone(), self.ledger.clone());
         let target = Target {
             client: self.client,
             namespace: &spec.namespace,
             kinds: &self.resolved.kinds,
-            run_id: &playable.run_id,
+            identity: &identity,
+            ledger: &ledger,
+            adopt: self.settings.adopt,
             placement: self.settings.placement,
         };
         let snapshot_slots = Arc::new(Semaphore::new(SNAPSHOTS_IN_FLIGHT));
@@ -702,6 +788,8 @@ impl<'a> Play<'a> {
         if let Some(namespace) = self.namespace.clone() {
             if self.settings.keep {
                 self.cleanup = format!("kept (--keep): namespace {}, label {}", namespace.name, self.label());
+                // Not running any more: a later play may take over what this one kept.
+                self.release_lease(&namespace.name).await;
                 self.reporter.stage(conditions::CLEANUP, Status::True, "Kept", self.cleanup.clone()).await;
             } else {
                 self.clean_up(&namespace).await;
@@ -734,31 +822,41 @@ impl<'a> Play<'a> {
     }
 
     fn label(&self) -> String {
-        format!("{}={}", apply::RUN_LABEL, self.playable.run_id)
+        format!("{}={}", rehearsal_crds::keys::PLAY_LABEL, self.identity.play_id)
+    }
+
+    /// Stops renewing the play's Lease and deletes it (by UID).
+    async fn release_lease(&mut self, namespace: &str) {
+        self.lease = None;
+        let name = self.identity.lease_name();
+        let Some(owned) = self.ledger.entries().into_iter().find(|o| o.name == name) else { return };
+        let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(self.client.clone(), namespace);
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions { uid: Some(owned.uid), resource_version: None }),
+            ..Default::default()
+        };
+        if let Err(e) = api.delete(&name, &params).await {
+            tracing::warn!(lease = %name, error = %e, "cannot delete the play's Lease; it expires in {} s", ownership::LEASE_SECONDS);
+        }
     }
 
     async fn clean_up(&mut self, namespace: &PlayNamespace) {
-        let spec = &self.playable.scenario.spec;
-        let deleting = if namespace.owned {
-            format!("deleting namespace {} and every object labelled {}", namespace.name, self.label())
+        let owned = self.ledger.entries();
+        let outside = owned.iter().filter(|o| !(namespace.owned() && o.namespace.as_deref() == Some(&namespace.name)));
+        let n = outside.count();
+        let deleting = if namespace.owned() {
+            format!(
+                "deleting namespace {} and {n} objects of play {} outside it, by UID",
+                namespace.name, self.identity.play_id
+            )
         } else {
             format!(
-                "deleting every object labelled {} (namespace {} was there before: kept)",
-                self.label(),
-                namespace.name
+                "deleting the {n} objects play {} created, by UID (namespace {} was there before: kept)",
+                self.identity.play_id, namespace.name
             )
         };
         self.reporter.stage(conditions::CLEANUP, Status::Unknown, "Deleting", deleting).await;
-        // Every kind the run may have applied: manifests, served optional ones, APPLY'd ones.
-        let mut keys: Vec<KindKey> = spec.manifests.iter().filter_map(|m| apply::kind_key(&m.0)).collect();
-        keys.extend(self.resolved.optional.iter().filter_map(|&i| apply::kind_key(&spec.optional_manifests[i].0)));
-        for step in &spec.steps {
-            for action in step.actions.iter().filter(|a| a.type_ == ActionType::Apply) {
-                keys.extend(action.data.as_ref().and_then(|d| d.manifest.as_ref()).and_then(|m| apply::kind_key(&m.0)));
-            }
-        }
-        let kinds: Vec<Kind> = keys.iter().filter_map(|k| self.resolved.kinds.get(k).cloned()).collect();
-        match cleanup(self.client, &kinds, namespace, &self.playable.run_id, self.settings.cleanup_timeout).await {
+        match cleanup(self.client, &owned, namespace, self.settings.cleanup_timeout).await {
             Ok(done) => {
                 self.cleanup = format!(
                     "deleted {}{} in {:.1} s",
@@ -772,16 +870,12 @@ impl<'a> Play<'a> {
                 self.reporter.stage(conditions::CLEANUP, Status::True, "Deleted", self.cleanup.clone()).await;
             }
             Err(e) => {
-                let reason = if matches!(e, super::cleanup::CleanupError::Timeout { .. }) {
-                    "CleanupTimedOut"
-                } else {
-                    "CleanupFailed"
-                };
                 self.cleanup = format!("failed: {e}");
-                self.reporter.stage(conditions::CLEANUP, Status::False, reason, e.to_string()).await;
+                self.reporter.stage(conditions::CLEANUP, Status::False, "CleanupTimedOut", e.to_string()).await;
                 self.fail(format!("{} failed: {e}", conditions::CLEANUP));
             }
         }
+        self.lease = None;
     }
 
     fn summary(&self, s3_uri: Option<String>) -> Summary {
@@ -793,6 +887,7 @@ impl<'a> Play<'a> {
         }
         Summary {
             run_id: self.playable.run_id.clone(),
+            play_id: self.identity.play_id.clone(),
             scenario: self.playable.scenario.metadata.name.clone().unwrap_or_default(),
             source: self.origin.clone(),
             namespace: spec.namespace.clone(),

@@ -102,6 +102,10 @@ pub struct Settings {
     pub cleanup_timeout: Duration,
     /// Skip the cleanup.
     pub keep: bool,
+    /// Take over existing objects the scenario names instead of refusing them (`--adopt`).
+    pub adopt: bool,
+    /// The play's id (`--play-id`); None: a fresh one.
+    pub play_id: Option<String>,
 }
 
 /// Resolves and checks the flags of `rehearsal-driver scenario`.
@@ -198,6 +202,12 @@ pub fn resolve(args: &ScenarioArgs) -> Result<Settings, SettingsError> {
             rule: "must be from 1 to 86400 seconds",
         });
     }
+    let play_id = set(&args.play_id).map(str::to_string);
+    if let Some(id) = &play_id
+        && let Some(rule) = super::ownership::play_id_problem(id)
+    {
+        return Err(SettingsError::BadFlag { flag: "--play-id", value: id.clone(), rule });
+    }
     Ok(Settings {
         source,
         sim_name,
@@ -210,6 +220,8 @@ pub fn resolve(args: &ScenarioArgs) -> Result<Settings, SettingsError> {
         ready_timeout: Duration::from_secs(args.ready_timeout),
         cleanup_timeout: Duration::from_secs(args.cleanup_timeout.max(1)),
         keep: args.keep,
+        adopt: args.adopt,
+        play_id,
     })
 }
 
@@ -260,6 +272,8 @@ mod tests {
             ready_timeout: 300,
             cleanup_timeout: 300,
             keep: false,
+            adopt: false,
+            play_id: None,
             verbosity: "info".into(),
         }
     }
@@ -317,6 +331,9 @@ mod tests {
         assert_eq!(s.s3, Some(S3Target { bucket: "my-bucket".into(), region: "us-west-2".into() }));
         assert_eq!(s.sim_name.as_deref(), Some("sim-1"));
         assert_eq!((s.speed, s.placement, s.keep), (15.0, Placement::Keep, true));
+        assert_eq!((s.adopt, s.play_id), (false, None));
+        let adopting = resolve(&ScenarioArgs { adopt: true, play_id: Some("ci-42".into()), ..a.clone() }).unwrap();
+        assert_eq!((adopting.adopt, adopting.play_id.as_deref()), (true, Some("ci-42")));
         let east = resolve(&ScenarioArgs { s3_region: Some("us-east-1".into()), ..a }).unwrap();
         assert_eq!(east.s3.map(|t| t.region).as_deref(), Some("us-east-1"));
         let by_ref = resolve(&ScenarioArgs { scenario_ref: Some("web-burst".into()), ..args() }).unwrap();
@@ -354,6 +371,14 @@ mod tests {
             (
                 ScenarioArgs { sim_name: Some("a b".into()), ..with_dir() },
                 r#"--sim-name "a b": a Simulation name is a DNS subdomain (lowercase letters, digits, '-' and '.')"#,
+            ),
+            (
+                ScenarioArgs { play_id: Some("CI_42".into()), ..with_dir() },
+                r#"--play-id "CI_42": a play id has lowercase letters, digits and '-', and starts and ends with a letter or digit"#,
+            ),
+            (
+                ScenarioArgs { play_id: Some("p".repeat(49)), ..with_dir() },
+                &format!("--play-id {:?}: a play id has 1 to 48 characters", "p".repeat(49)),
             ),
             (ScenarioArgs { speed: 0.0, ..with_dir() }, r#"--speed "0": must be a number from 0.001 to 10000"#),
             (

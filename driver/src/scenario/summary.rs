@@ -12,6 +12,8 @@ use crate::replay::engine::quantile;
 pub struct Summary {
     /// The run id (label value and first folder of the logs).
     pub run_id: String,
+    /// This play's own id (label `rehearsal.dev/play` on everything it created).
+    pub play_id: String,
     /// Name of the Scenario played.
     pub scenario: String,
     /// Where it came from: the directory, or `Scenario <name>`.

@@ -170,3 +170,31 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
     aws_sdk_s3::Client::from_conf(conf)
 }
+
+/// Kills the sandbox's kube-apiserver (SIGKILL, no graceful shutdown) and starts it again with
+/// `sandbox.sh up`, which restarts dead components while etcd keeps the cluster state. Returns
+/// once the new API server answers. Tests calling it must not share the sandbox with others.
+pub async fn restart_apiserver() {
+    let dir = sandbox_env("REHEARSAL_SANDBOX_DIR");
+    let pid_file = format!("{dir}/pids/kube-apiserver.pid");
+    let pid = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| panic!("{pid_file}: {e}"));
+    let pid = pid.trim().to_string();
+    let killed = tokio::process::Command::new("kill").args(["-KILL", &pid]).status().await.expect("run kill");
+    assert!(killed.success(), "kill -KILL {pid} failed");
+    poll_until(Duration::from_secs(30), "the killed kube-apiserver gone", || {
+        let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists();
+        async move { gone.then_some(()) }
+    })
+    .await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../cluster/sandbox.sh");
+    let up = tokio::time::timeout(Duration::from_secs(120), tokio::process::Command::new(script).arg("up").output())
+        .await
+        .expect("sandbox.sh up within 120 s")
+        .expect("run sandbox.sh up");
+    assert!(
+        up.status.success(),
+        "sandbox.sh up failed:\n{}{}",
+        String::from_utf8_lossy(&up.stdout),
+        String::from_utf8_lossy(&up.stderr)
+    );
+}

@@ -15,12 +15,19 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::ResourceExt;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::core::GroupVersionKind;
+use kube::runtime::wait::{await_condition, conditions};
 use kube::runtime::{WatchStreamExt, watcher};
 use rehearsal_crds::{Scenario, Simulation};
-use rehearsal_e2e::{client, install_crds, object, s3_client, sandbox_env, unique};
+use rehearsal_e2e::{
+    client, install_crds, object, poll_until, restart_apiserver, s3_client, sandbox_env, unique, with_namespace,
+};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -30,6 +37,7 @@ const FIXTURE: &str =
 /// The fixture's run_id: the run label's value and the first folder of its logs.
 const RUN_ID: &str = "k8s_scenario_1753908801";
 const RUN_LABEL: &str = "rehearsal.dev/scenario-run";
+const PLAY_LABEL: &str = "rehearsal.dev/play";
 const DEPLOYMENTS: [&str; 3] = ["deploy-if", "deploy-ov", "deploy-h0"];
 
 /// One scenario play at a time.
@@ -230,6 +238,17 @@ async fn assert_nothing_left(client: &kube::Client, namespace: &str) {
     assert!(namespaces.list(&label).await.expect("namespaces").items.is_empty(), "labelled namespaces are left");
 }
 
+/// No play holds a Lease in `namespace` any more.
+async fn assert_no_leases(client: &kube::Client, namespace: &str) {
+    let leases: Api<Lease> = Api::namespaced(client.clone(), namespace);
+    let left = leases.list(&ListParams::default().labels(PLAY_LABEL)).await.expect("list leases");
+    assert!(
+        left.items.is_empty(),
+        "play leases left in {namespace}: {:?}",
+        left.items.iter().map(|l| l.metadata.name.clone()).collect::<Vec<_>>()
+    );
+}
+
 /// Records every change to namespace `name` (is it ever created?).
 fn watch_namespace(client: kube::Client, name: String) -> (Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -377,12 +396,14 @@ async fn same_scenario_runs_again_on_the_same_namespace() {
     let env = [("NAMESPACE", namespace.as_str()), ("LOG_DIR", log_dir.as_str())];
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
 
-    // 1: a whole run, cleaned up. 2: the same, kept. 3: over what 2 left, cleaned up.
-    let first = run_driver(&["--scenario", &scenario, "--speed", "60"], &env).await;
+    // 1: a whole run, cleaned up. 2: the same, kept. 3 and 4: over what 2 left (below). Speed
+    // 20, not 60: a step's snapshot is read off the timeline, and at 0.25 s a step it can
+    // already see the next step's scale.
+    let first = run_driver(&["--scenario", &scenario, "--speed", "20"], &env).await;
     assert_eq!(first.code, Some(0), "first run: {}", first.explain());
     assert_nothing_left(&client, &namespace).await;
 
-    let kept = run_driver(&["--scenario", &scenario, "--speed", "60", "--keep"], &env).await;
+    let kept = run_driver(&["--scenario", &scenario, "--speed", "20", "--keep"], &env).await;
     assert_eq!(kept.code, Some(0), "kept run: {}", kept.explain());
     let left = deployments.list(&ListParams::default().labels(&format!("{RUN_LABEL}={RUN_ID}"))).await.expect("list");
     let replicas: BTreeMap<String, i32> = left
@@ -394,20 +415,54 @@ async fn same_scenario_runs_again_on_the_same_namespace() {
         assert_eq!(replicas.get(d).map(|r| i64::from(*r)), Some(expected_replicas(&scales, d, 6)), "{replicas:?}");
     }
 
-    let again = run_driver(&["--scenario", &scenario, "--speed", "60"], &env).await;
-    assert_eq!(again.code, Some(0), "run over the kept objects: {}", again.explain());
+    // 3: what 2 kept is not this play's: refused, named, unchanged; nothing applied.
+    let before: BTreeMap<String, (String, i64, String)> = deployments
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|d| (d.metadata.name.clone().unwrap_or_default(), version(d)))
+        .collect();
+    let refused = run_driver(&["--scenario", &scenario, "--speed", "60"], &env).await;
+    assert_eq!(refused.code, Some(1), "run over the kept objects: {}", refused.explain());
+    for d in DEPLOYMENTS {
+        assert!(refused.stderr.contains(&format!("Deployment {d} (it exists, left by play ")), "{}", refused.explain());
+    }
+    assert!(refused.stderr.contains("nothing was applied"), "{}", refused.explain());
+    let after: BTreeMap<String, (String, i64, String)> = deployments
+        .list(&ListParams::default())
+        .await
+        .expect("list")
+        .items
+        .iter()
+        .map(|d| (d.metadata.name.clone().unwrap_or_default(), version(d)))
+        .collect();
+    assert_eq!(before, after, "the refused play changed the kept Deployments");
+    assert_no_leases(&client, &namespace).await;
+
+    // 4: --adopt takes them (and the namespace an ended play made) over, and cleans up all.
+    let again = run_driver(&["--scenario", &scenario, "--speed", "20", "--adopt"], &env).await;
+    assert_eq!(again.code, Some(0), "run adopting the kept objects: {}", again.explain());
+    assert!(again.stderr.contains("adopted (--adopt)"), "{}", again.explain());
     println!(
-        "three runs took {:.1} s, {:.1} s and {:.1} s",
+        "runs took {:.1} s, {:.1} s, {:.1} s (refused) and {:.1} s",
         first.took.as_secs_f64(),
         kept.took.as_secs_f64(),
+        refused.took.as_secs_f64(),
         again.took.as_secs_f64()
     );
 
     let folders = log_folders(logs.path());
-    assert_eq!(folders.len(), 3, "each run has its own log folder: {folders:?}");
-    for folder in &folders {
+    assert_eq!(folders.len(), 4, "each run has its own log folder: {folders:?}");
+    for (i, folder) in folders.iter().enumerate() {
+        let result = read_json(&folder.join("summary.json"))["result"].clone();
+        if result == "failed" {
+            assert_eq!(i, 2, "only the third run fails");
+            continue;
+        }
         check_steps(folder, &scales, 6);
-        assert_eq!(read_json(&folder.join("summary.json"))["result"], "succeeded");
+        assert_eq!(result, "succeeded");
     }
     assert_nothing_left(&client, &namespace).await;
 }
@@ -582,4 +637,260 @@ async fn scenario_object_reports_on_its_simulation_and_a_failed_upload_fails_the
     assert_eq!(condition(&status, "ArtifactsUploaded"), Some(("False".to_string(), "NotWritable".to_string())));
     assert_eq!(condition(&status, "Replay"), None, "nothing was played");
     assert_nothing_left(&client, &namespace).await;
+}
+
+/// A cluster-scoped kind standing in for Karpenter's NodePool (the sandbox serves no Karpenter):
+/// `Pool` of `e2e.rehearsal.dev`, installed once and kept with the sandbox like the project's CRDs.
+async fn install_pool_crd(client: &kube::Client) -> Api<DynamicObject> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = object(serde_json::json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "pools.e2e.rehearsal.dev"},
+        "spec": {
+            "group": "e2e.rehearsal.dev", "scope": "Cluster",
+            "names": {"plural": "pools", "singular": "pool", "kind": "Pool"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]
+        }
+    }));
+    crds.patch("pools.e2e.rehearsal.dev", &PatchParams::apply("rehearsal-e2e").force(), &Patch::Apply(&crd))
+        .await
+        .expect("apply the Pool CRD");
+    let established = await_condition(crds, "pools.e2e.rehearsal.dev", conditions::is_crd_established());
+    tokio::time::timeout(Duration::from_secs(30), established)
+        .await
+        .expect("Pool CRD established in 30 s")
+        .expect("watch");
+    let gvk = GroupVersionKind::gvk("e2e.rehearsal.dev", "v1", "Pool");
+    Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
+}
+
+/// A scenario directory: Deployment `web` and the cluster-scoped Pool `pool` in its manifests,
+/// and `steps` steps scaling web, one every `timestep` seconds.
+fn pool_scenario(run_id: &str, pool: &str, steps: usize, timestep: u32) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |file: &str, text: &str| {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        "config.yml",
+        &format!(
+            "simulator:\n  run_id: {run_id}\n  timestep: {timestep}\n  deployments_directory: deployments\n  deployments: [web]\n"
+        ),
+    );
+    write(
+        "deployments/web.yaml",
+        &format!(
+            "apiVersion: e2e.rehearsal.dev/v1\nkind: Pool\nmetadata: {{name: {pool}}}\nspec: {{limit: 10}}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    spec:\n      containers: [{{name: c, image: nginx}}]\n"
+        ),
+    );
+    let mut steps_yml = String::from("scenario:\n");
+    for k in 0..steps {
+        steps_yml.push_str(&format!(
+            "- step:\n    name: s{k}\n    actions:\n    - action: {{action_type: K8S_SCALE, action_data: \"name=web,replicas={}\"}}\n",
+            k % 3 + 1
+        ));
+    }
+    write("steps.yml", &steps_yml);
+    dir
+}
+
+/// What a play could change of an object: its UID, generation (bumped by any spec change) and
+/// labels. Not the resourceVersion: controllers write status.
+fn version<K: kube::Resource>(object: &K) -> (String, i64, String) {
+    let m = object.meta();
+    (m.uid.clone().unwrap_or_default(), m.generation.unwrap_or(0), format!("{:?}", m.labels))
+}
+
+#[tokio::test]
+async fn objects_the_play_did_not_create_are_refused_and_left_unchanged() {
+    let _serial = SERIAL.lock().await;
+    let pools = install_pool_crd(&client().await).await;
+    with_namespace("scn-own", |client, namespace| async move {
+        let pool = unique("pool");
+        let dir = pool_scenario("e2e_ownership", &pool, 2, 1);
+        // Someone's Pool and Deployment, with the scenario's names, in someone's namespace.
+        let theirs: DynamicObject = object(serde_json::json!({
+            "apiVersion": "e2e.rehearsal.dev/v1", "kind": "Pool", "metadata": {"name": pool}, "spec": {"limit": 99}
+        }));
+        let their_pool = pools.create(&PostParams::default(), &theirs).await.expect("create their Pool");
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+        let web: Deployment = object(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"team": "theirs"}},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "theirs"}},
+                "template": {"metadata": {"labels": {"app": "theirs"}}, "spec": {"containers": [{"name": "c", "image": "theirs"}]}}}
+        }));
+        let their_web = deployments.create(&PostParams::default(), &web).await.expect("create their Deployment");
+
+        let logs = tempfile::tempdir().expect("tempdir");
+        let env = [("NAMESPACE", namespace.as_str()), ("LOG_DIR", &*logs.path().display().to_string())];
+        let scenario = dir.path().display().to_string();
+        let run = run_driver(&["--scenario", &scenario, "--speed", "10"], &env).await;
+        assert_eq!(run.code, Some(1), "{}", run.explain());
+        let expected = format!(
+            "2 already exist and are not this play's: Pool {pool} (it exists and was not created by a rehearsal play), Deployment web (it exists and was not created by a rehearsal play); nothing was applied"
+        );
+        assert!(run.stderr.contains(&expected), "{}", run.explain());
+        let pool_after = pools.get(&pool).await.expect("their Pool is still there");
+        assert_eq!(version(&pool_after), version(&their_pool), "their Pool was changed");
+        assert_eq!(pool_after.data["spec"]["limit"], 99);
+        let web_after = deployments.get("web").await.expect("their Deployment is still there");
+        assert_eq!(version(&web_after), version(&their_web), "their Deployment was changed");
+        assert_no_leases(&client, &namespace).await;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns = namespaces.get(&namespace).await.expect("their namespace is still there");
+        assert!(!ns.labels().contains_key(PLAY_LABEL), "their namespace was relabelled");
+
+        // Without them the play runs, and deletes what it made, not their namespace.
+        pools.delete(&pool, &DeleteParams::default()).await.expect("delete their Pool");
+        deployments.delete("web", &DeleteParams::default()).await.expect("delete their Deployment");
+        let web_uid = version(&their_web).0;
+        let gone = await_condition(deployments.clone(), "web", conditions::is_deleted(&web_uid));
+        tokio::time::timeout(Duration::from_secs(60), gone).await.expect("their Deployment gone").expect("watch");
+        let run = run_driver(&["--scenario", &scenario, "--speed", "10"], &env).await;
+        assert_eq!(run.code, Some(0), "{}", run.explain());
+        assert!(pools.get_opt(&pool).await.expect("read Pool").is_none(), "the play's Pool is left");
+        assert!(deployments.get_opt("web").await.expect("read web").is_none(), "the play's Deployment is left");
+        assert!(namespaces.get_opt(&namespace).await.expect("read ns").is_some(), "their namespace was deleted");
+        assert_no_leases(&client, &namespace).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_plays_of_one_scenario_keep_to_their_own() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let pools = install_pool_crd(&client).await;
+    let pool = unique("pool");
+    let (ns_a, ns_b) = (unique("scn-a"), unique("scn-b"));
+    let (id_a, id_b, id_c) = (unique("ci-a"), unique("ci-b"), unique("ci-c"));
+    // A: ~8 s of steps. B: the same scenario into A's namespace. C: into its own namespace,
+    // but the cluster-scoped Pool is A's.
+    let dir = pool_scenario("e2e_concurrent", &pool, 9, 1);
+    let scenario = dir.path().display().to_string();
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log_dir = logs.path().display().to_string();
+    let play = |ns: &str, id: &str| {
+        let args: Vec<String> = ["--scenario", &scenario, "--play-id", id].iter().map(|s| s.to_string()).collect();
+        let env = [("NAMESPACE".to_string(), ns.to_string()), ("LOG_DIR".to_string(), log_dir.clone())];
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            run_driver(&args, &env).await
+        }
+    };
+    let a = play(&ns_a, &id_a);
+    let others = async {
+        // Once A holds its Lease (it runs), B and C start.
+        let leases: Api<Lease> = Api::namespaced(client.clone(), &ns_a);
+        let lease = format!("rehearsal-play-{id_a}");
+        let held = await_condition(leases, &lease, |l: Option<&Lease>| l.is_some());
+        tokio::time::timeout(Duration::from_secs(60), held).await.expect("A took its Lease").expect("watch");
+        let web_a: Api<Deployment> = Api::namespaced(client.clone(), &ns_a);
+        let before = web_a.get_opt("web").await.expect("read A's web").map(|d| version(&d).0);
+        let b = play(&ns_a, &id_b).await;
+        let c = play(&ns_b, &id_c).await;
+        let after = web_a.get_opt("web").await.expect("read A's web").map(|d| version(&d).0);
+        (b, c, before, after)
+    };
+    let (a, (b, c, before, after)) = tokio::join!(a, others);
+    assert_eq!(a.code, Some(0), "A: {}", a.explain());
+    assert_eq!(b.code, Some(1), "B: {}", b.explain());
+    assert!(
+        b.stderr.contains(&format!("namespace {ns_a}: play {id_a} created it and is still running")),
+        "B: {}",
+        b.explain()
+    );
+    assert_eq!(c.code, Some(1), "C: {}", c.explain());
+    assert!(
+        c.stderr.contains(&format!("Pool {pool} (it belongs to play {id_a}, which is still running")),
+        "C: {}",
+        c.explain()
+    );
+    assert!(before.is_some() && before == after, "A's Deployment was replaced while B and C ran");
+    // A played every step with its Deployment (B and C deleted nothing of it).
+    let folder = std::fs::read_dir(logs.path().join("e2e_concurrent"))
+        .expect("logs")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| read_json(&p.join("summary.json"))["play_id"] == id_a.as_str())
+        .expect("A's log folder");
+    let summary = read_json(&folder.join("summary.json"));
+    assert_eq!(
+        (summary["actions"]["failed"].as_u64(), summary["result"].as_str()),
+        (Some(0), Some("succeeded")),
+        "{summary}"
+    );
+    // Nothing of the three is left.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for ns in [&ns_a, &ns_b] {
+        assert!(namespaces.get_opt(ns).await.expect("read ns").is_none(), "namespace {ns} is left");
+    }
+    assert!(pools.get_opt(&pool).await.expect("read Pool").is_none(), "the Pool is left");
+    let leases: Api<Lease> = Api::all(client.clone());
+    for id in [&id_a, &id_b, &id_c] {
+        let left = leases.list(&ListParams::default().labels(&format!("{PLAY_LABEL}={id}"))).await.expect("leases");
+        assert!(left.items.is_empty(), "a Lease of play {id} is left");
+    }
+}
+
+#[tokio::test]
+async fn cleanup_survives_an_api_server_restart() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let dir = copy_fixture();
+    edit(dir.path(), "config.yml", "limit: 60", "limit: 2");
+    let namespace = unique("scn-restart");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log_dir = logs.path().display().to_string();
+    let scenario = dir.path().display().to_string();
+    let args = ["--scenario", scenario.as_str(), "--speed", "15"];
+    let env = [("NAMESPACE", namespace.as_str()), ("LOG_DIR", log_dir.as_str())];
+    let play = run_driver(&args, &env);
+    let meddle = async {
+        // A ConfigMap with a finalizer in the play's namespace holds the namespace in
+        // Terminating: the cleanup is surely under way when the API server goes.
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let created = await_condition(namespaces.clone(), &namespace, |n: Option<&Namespace>| n.is_some());
+        tokio::time::timeout(Duration::from_secs(60), created)
+            .await
+            .expect("the play made its namespace")
+            .expect("watch");
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+        let blocker: ConfigMap = object(serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "blocker", "finalizers": ["e2e.rehearsal.dev/hold"]}
+        }));
+        configmaps.create(&PostParams::default(), &blocker).await.expect("create the blocker");
+        let terminating = await_condition(namespaces, &namespace, |n: Option<&Namespace>| {
+            n.is_some_and(|n| n.metadata.deletion_timestamp.is_some())
+        });
+        tokio::time::timeout(Duration::from_secs(120), terminating).await.expect("the cleanup started").expect("watch");
+        restart_apiserver().await;
+        // A fresh client: the old one's connections died with the server.
+        let client = rehearsal_e2e::client().await;
+        let configmaps: Api<ConfigMap> = Api::namespaced(client, &namespace);
+        let release = serde_json::json!({"metadata": {"finalizers": null}});
+        poll_until(Duration::from_secs(60), "the blocker released", || {
+            let configmaps = configmaps.clone();
+            let release = release.clone();
+            async move { configmaps.patch("blocker", &PatchParams::default(), &Patch::Merge(&release)).await.ok() }
+        })
+        .await;
+    };
+    let (run, ()) = tokio::join!(play, meddle);
+    assert_eq!(run.code, Some(0), "{}", run.explain());
+    assert!(run.stderr.contains("cleanup: retrying"), "the cleanup never saw the API server go: {}", run.explain());
+    let folders = log_folders(logs.path());
+    let summary = read_json(&folders[0].join("summary.json"));
+    assert!(
+        summary["cleanup"].as_str().is_some_and(|c| c.starts_with(&format!("deleted namespace {namespace}"))),
+        "{summary}"
+    );
+    let fresh = rehearsal_e2e::client().await;
+    assert_nothing_left(&fresh, &namespace).await;
+    assert_no_leases(&fresh, &namespace).await;
 }
