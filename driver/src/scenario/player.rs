@@ -151,6 +151,7 @@ async fn take_snapshot(
     mut snap: StepSnapshot,
     path: PathBuf,
     _slot: Option<OwnedSemaphorePermit>,
+    stream: Option<(tokio::sync::mpsc::Sender<PathBuf>, PathBuf)>,
 ) -> Result<(), String> {
     let lists = snapshot::collect(&client, &namespace).await;
     snap.deployments = lists.deployments;
@@ -158,7 +159,11 @@ async fn take_snapshot(
     snap.pods = lists.pods;
     snap.nodes = lists.nodes;
     snap.errors = lists.errors;
-    write_json(&path, &snap).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_json(&path, &snap).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if let Some((tx, dir)) = stream {
+        upload::stream(Some(&tx), &dir, &path);
+    }
+    Ok(())
 }
 
 /// Resolves when a stop was requested.
@@ -225,12 +230,21 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
     })?;
     tracing::info!(dir = %layout.dir.display(), "logs");
     // S3 before anything is applied: a run whose evidence cannot be kept is not started.
+    let mut streamer = None;
     if let Some(target) = &settings.s3 {
         let s3 = upload::client(&target.region).await;
         if let Err(e) = upload::check_writable(&s3, &target.bucket, &layout.relative).await {
             reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::False, "NotWritable", e.to_string()).await;
             return Err(PlayError::Setup(e.to_string()));
         }
+        let to = upload::StreamTarget {
+            s3,
+            bucket: target.bucket.clone(),
+            prefix: layout.relative.clone(),
+            dir: layout.dir.clone(),
+        };
+        let actions = layout.actions_file().strip_prefix(&layout.dir).map(PathBuf::from).unwrap_or_default();
+        streamer = Some(upload::Streamer::start(to, actions, upload::ACTIONS_EVERY));
     }
     let identity = Identity {
         run_id: playable.run_id.clone(),
@@ -239,6 +253,7 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
     };
     tracing::info!(play = %identity.play_id, run = %identity.run_id, "play identity (label {})", rehearsal_crds::keys::PLAY_LABEL);
     let mut play = Play::new(&client, settings, &playable, &resolved, &layout, &reporter, origin, run_start, identity);
+    play.streamer = streamer;
     let mut stop = stop_on_signal();
     play.run(&mut stop).await;
     Ok(PlayReport { log_dir: layout.dir.clone(), summary: play.finish().await })
@@ -391,6 +406,8 @@ struct Play<'a> {
     ledger: Arc<Ledger>,
     /// Renews the play's Lease while the play runs.
     lease: Option<LeaseGuard>,
+    /// Uploads files as the play goes (with a bucket).
+    streamer: Option<upload::Streamer>,
 }
 
 impl<'a> Play<'a> {
@@ -428,6 +445,7 @@ impl<'a> Play<'a> {
             identity,
             ledger: Arc::new(Ledger::default()),
             lease: None,
+            streamer: None,
         }
     }
 
@@ -450,6 +468,9 @@ impl<'a> Play<'a> {
             Ok(yaml) => {
                 if let Err(e) = std::fs::write(self.layout.scenario_file(), yaml) {
                     self.fail(format!("cannot write {}: {e}", self.layout.scenario_file().display()));
+                } else {
+                    let tx = self.streamer.as_ref().map(upload::Streamer::sender);
+                    upload::stream(tx.as_ref(), &self.layout.dir, &self.layout.scenario_file());
                 }
             }
             Err(e) => self.fail(e.to_string()),
@@ -725,12 +746,14 @@ impl<'a> Play<'a> {
                 errors: Vec::new(),
             };
             let path = self.layout.step_file(k + 1, total, &step.name);
+            let stream = self.streamer.as_ref().map(|s| (s.sender(), self.layout.dir.clone()));
             snapshots.push(tokio::spawn(take_snapshot(
                 self.client.clone(),
                 spec.namespace.clone(),
                 snap,
                 path,
                 permit,
+                stream,
             )));
             self.steps_played = k + 1;
             tracing::info!(
@@ -774,6 +797,10 @@ impl<'a> Play<'a> {
     /// Stage 5: summary and upload, cleanup, then summary and upload again with the cleanup's
     /// result: a driver killed during a long cleanup has already left its logs.
     async fn finish(mut self) -> Summary {
+        // What is queued goes up first; the uploads below send the whole folder again.
+        if let Some(streamer) = self.streamer.take() {
+            streamer.finish(Duration::from_secs(60)).await;
+        }
         if self.settings.s3.is_some() && self.namespace.is_some() && !self.settings.keep {
             let early = self.summary(None);
             if write_json(&self.layout.summary_file(), &early).is_ok()

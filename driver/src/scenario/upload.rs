@@ -3,6 +3,10 @@
 //! The client is set up as for reading traces: the standard AWS configuration chain
 //! (credentials, `AWS_ENDPOINT_URL`), the region from `S3_REGION`, and path-style addressing so
 //! an endpoint without per-bucket host names (MinIO on an IP address) works.
+//!
+//! Files also go up while the run goes ([`Streamer`]): each step's snapshot once written, and
+//! `actions.jsonl` every [`ACTIONS_EVERY`], off the step timeline, so a driver killed mid-run
+//! has left in S3 everything up to its last seconds. The final upload sends the whole folder.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -180,6 +184,93 @@ async fn upload_file(
         }
     }
     Ok(())
+}
+
+/// How often `actions.jsonl` goes up while the run goes (when it grew).
+pub const ACTIONS_EVERY: Duration = Duration::from_secs(10);
+
+/// Files waiting for the streamer, at most; past that they wait for the final upload.
+const STREAM_QUEUE: usize = 256;
+
+/// Uploads files of the log folder while the run goes, in a task of its own.
+pub struct Streamer {
+    tx: tokio::sync::mpsc::Sender<PathBuf>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Where the streamer sends files.
+#[derive(Clone)]
+pub struct StreamTarget {
+    /// The client.
+    pub s3: aws_sdk_s3::Client,
+    /// The bucket.
+    pub bucket: String,
+    /// Key prefix of the run.
+    pub prefix: String,
+    /// The local log folder.
+    pub dir: PathBuf,
+}
+
+impl Streamer {
+    /// Starts the task; `actions` (relative to the folder) goes up every `every` when it grew.
+    pub fn start(target: StreamTarget, actions: PathBuf, every: Duration) -> Self {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<PathBuf>(STREAM_QUEUE);
+        let task = tokio::spawn(async move {
+            let uri = s3_uri(&target.bucket, &target.prefix);
+            let put = |relative: PathBuf| {
+                let (target, uri) = (target.clone(), uri.clone());
+                async move {
+                    if let Err(e) =
+                        upload_file(&target.s3, &target.bucket, &target.prefix, &target.dir, &relative, &uri).await
+                    {
+                        // Not fatal: the final upload sends it again.
+                        tracing::warn!(error = %e, "upload while running");
+                    }
+                }
+            };
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut sent_len: Option<u64> = None;
+            loop {
+                tokio::select! {
+                    file = rx.recv() => match file {
+                        Some(relative) => put(relative).await,
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        let len = std::fs::metadata(target.dir.join(&actions)).map(|m| m.len()).ok();
+                        if len.is_some() && len != sent_len {
+                            put(actions.clone()).await;
+                            sent_len = len;
+                        }
+                    }
+                }
+            }
+        });
+        Streamer { tx, task }
+    }
+
+    /// A sender for files to upload (paths relative to the folder).
+    pub fn sender(&self) -> tokio::sync::mpsc::Sender<PathBuf> {
+        self.tx.clone()
+    }
+
+    /// Stops taking files and waits (up to `timeout`) for the ones queued to go up.
+    pub async fn finish(self, timeout: Duration) {
+        drop(self.tx);
+        let mut task = self.task;
+        if tokio::time::timeout(timeout, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Queues `path` (inside `dir`) for upload, when there is a streamer with room.
+pub fn stream(tx: Option<&tokio::sync::mpsc::Sender<PathBuf>>, dir: &Path, path: &Path) {
+    if let (Some(tx), Ok(relative)) = (tx, path.strip_prefix(dir)) {
+        // A full queue drops the file: the final upload sends it.
+        let _ = tx.try_send(relative.to_path_buf());
+    }
 }
 
 #[cfg(test)]

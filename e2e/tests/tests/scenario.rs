@@ -894,3 +894,69 @@ async fn cleanup_survives_an_api_server_restart() {
     assert_nothing_left(&fresh, &namespace).await;
     assert_no_leases(&fresh, &namespace).await;
 }
+
+#[tokio::test]
+async fn a_killed_play_has_left_its_steps_and_actions_in_s3() {
+    let _serial = SERIAL.lock().await;
+    with_namespace("scn-killed", |_client, namespace| async move {
+        let bucket = sandbox_env("REHEARSAL_S3_BUCKET");
+        let logs = tempfile::tempdir().expect("tempdir");
+        let dir = fixture();
+        // One step a second; the driver is killed (SIGKILL: no cleanup, no final upload) once
+        // step 12 is in S3, past the first periodic upload of actions.jsonl (every 10 s).
+        let mut child = Command::new(driver_bin())
+            .args(["scenario", "--scenario", &dir.display().to_string(), "--speed", "15"])
+            .env("NAMESPACE", &namespace)
+            .env("LOG_DIR", logs.path())
+            .env("S3_BUCKET", &bucket)
+            .env("S3_REGION", "us-east-1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the driver");
+        let s3 = s3_client().await;
+        let keys = |prefix: String| {
+            let (s3, bucket) = (s3.clone(), bucket.clone());
+            async move {
+                let mut keys = Vec::new();
+                let mut pages = s3.list_objects_v2().bucket(&bucket).prefix(&prefix).into_paginator().send();
+                while let Some(page) = pages.next().await {
+                    let Ok(page) = page else { return Vec::new() };
+                    keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+                }
+                keys
+            }
+        };
+        let seen = poll_until(Duration::from_secs(120), "step 12 and actions.jsonl in S3", || {
+            let keys = keys(format!("{RUN_ID}/"));
+            async move {
+                let keys = keys.await;
+                let step12 = keys.iter().any(|k| k.contains("/steps/012-"));
+                let actions = keys.iter().any(|k| k.ends_with("/actions.jsonl"));
+                (step12 && actions).then_some(keys)
+            }
+        })
+        .await;
+        child.start_kill().expect("kill the driver");
+        let status = child.wait().await.expect("the driver ended");
+        assert_eq!(status.code(), None, "killed by a signal");
+        let folder =
+            seen.iter().find_map(|k| k.split_once("/steps/").map(|(f, _)| f.to_string())).expect("a run folder");
+        let keys = keys(format!("{folder}/")).await;
+        for k in 1..=12 {
+            assert!(keys.iter().any(|key| key.contains(&format!("/steps/{k:03}-"))), "step {k} not in S3: {keys:?}");
+        }
+        assert!(keys.iter().any(|key| key.ends_with("/scenario.yaml")), "{keys:?}");
+        let object = s3.get_object().bucket(&bucket).key(format!("{folder}/actions.jsonl")).send().await.expect("get");
+        let bytes = object.body.collect().await.expect("read").into_bytes();
+        let text = String::from_utf8_lossy(&bytes);
+        let records: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).expect("a whole JSON line")).collect();
+        assert!(records.iter().any(|r| r["step"] == 1), "{text}");
+        println!("in S3 after the kill: {} files, {} action records", keys.len(), records.len());
+        for key in keys {
+            let _ = s3.delete_object().bucket(&bucket).key(key).send().await;
+        }
+    })
+    .await;
+}
