@@ -274,6 +274,12 @@ impl Trace {
         self.lifecycles.get(owner_gvk, owner)
     }
 
+    /// The owner's recorded lifecycles of pods whose stable spec hashed to `pod_spec_hash` (SimKube's
+    /// key, see `webhook::spec_hash`), in recorded order; None when the trace has none under that hash.
+    pub fn lifecycles_for_hash(&self, owner_gvk: &str, owner: &str, pod_spec_hash: u64) -> Option<&[PodLifecycle]> {
+        self.lifecycles.get_for_hash(owner_gvk, owner, pod_spec_hash)
+    }
+
     #[cfg(test)]
     /// Heap held besides the raw bytes: the event index, kinds and lifecycles (an estimate, for tests).
     fn index_heap_bytes(&self) -> usize {

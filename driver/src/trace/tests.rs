@@ -173,6 +173,12 @@ fn both_formats_parse_to_the_same_structures() {
         from_json.lifecycles("batch/v1.CronJob", "default/hello-simkube"),
         packed.lifecycles("batch/v1.CronJob", "default/hello-simkube")
     );
+    // The pod-spec hash (a JSON object key, so a string) is kept as SimKube's u64.
+    fn by_hash(t: &Trace) -> Option<&[PodLifecycle]> {
+        t.lifecycles_for_hash("batch/v1.CronJob", "default/hello-simkube", 10855072724872030168)
+    }
+    assert_eq!(by_hash(&from_json), by_hash(&packed));
+    assert_eq!(by_hash(&from_json).map(<[PodLifecycle]>::len), Some(3));
 
     // JSON fixture → msgpack → same trace.
     let from_file = parse_fixture("trace.json");
@@ -535,5 +541,37 @@ fn lifecycles_at_the_i64_bounds_are_rejected() {
         err,
         "life.sktrace: byte 0: pod_lifecycles[v1.Pod, ns/p]: Running(9223372036854775807) has a timestamp outside \
          -62135596800..=253402300799 (0001-01-01 to 9999-12-31 in Unix seconds)"
+    );
+}
+
+#[test]
+fn lifecycles_keep_simkube_pod_spec_hashes() {
+    // The keys SimKube wrote: the hash of each owner's pods' stable spec.
+    let cronjob = parse_fixture("cronjob.sktrace");
+    let owner = ("batch/v1.CronJob", "default/hello-simkube");
+    let recorded = cronjob.lifecycles_for_hash(owner.0, owner.1, 10855072724872030168);
+    assert_eq!(recorded, Some(cronjob.lifecycles(owner.0, owner.1)));
+    assert_eq!(cronjob.lifecycles_for_hash(owner.0, owner.1, 1), None);
+    assert_eq!(cronjob.lifecycles_for_hash("batch/v1.Job", owner.1, 10855072724872030168), None);
+
+    let bare = parse_fixture("bare-pods.sktrace");
+    assert_eq!(
+        bare.lifecycles_for_hash("v1.Pod", "testing/bare-pod-1781282449", 2151974655102796215),
+        Some(&[PodLifecycle::Finished(1781282468, 1781282480)][..])
+    );
+
+    // Hand-written JSON: several hashes of one owner stay apart, in recorded order each.
+    let doc = json!({"version": 2, "config": {}, "events": [], "pod_lifecycles": [[["apps/v1.Deployment", "ns/web"], {
+        "18446744073709551615": [{"Finished": [10, 40]}],
+        "5": [{"Finished": [0, 5]}, {"Running": 7}]
+    }]]});
+    let trace = Trace::parse(serde_json::to_vec(&doc).unwrap(), "h.json").unwrap();
+    let get = |hash| trace.lifecycles_for_hash("apps/v1.Deployment", "ns/web", hash);
+    assert_eq!(get(5), Some(&[PodLifecycle::Finished(0, 5), PodLifecycle::Running(7)][..]));
+    assert_eq!(get(u64::MAX), Some(&[PodLifecycle::Finished(10, 40)][..]));
+    assert_eq!(get(6), None);
+    assert_eq!(
+        trace.lifecycles("apps/v1.Deployment", "ns/web"),
+        &[PodLifecycle::Finished(0, 5), PodLifecycle::Running(7), PodLifecycle::Finished(10, 40)]
     );
 }
