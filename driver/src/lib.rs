@@ -2,6 +2,7 @@
 //! scenario play. `main.rs` wires these parts to the command line.
 
 pub mod cli;
+pub mod collect;
 pub mod commands;
 pub mod hooks;
 pub mod limits;
