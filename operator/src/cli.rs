@@ -1,8 +1,11 @@
 //! Command-line flags of the operator, turned into plain [`Settings`](crate::settings::Settings).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+
+use crate::trace_files;
 
 /// Reconciles rehearsal.dev Simulations and Scenarios.
 #[derive(Parser, Debug)]
@@ -41,6 +44,16 @@ pub struct Args {
     /// Simulation is Stalled (HooksNotAllowed) instead.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_hooks: bool,
+    /// Directory of trace files: a Simulation's file:// trace (or plain path) must name a file
+    /// inside it, and its driver refuses anything resolving elsewhere. Unset, such a Simulation
+    /// is Stalled (FileTracesDisabled).
+    #[arg(long, env = "REHEARSAL_TRACE_FILE_ROOT", value_name = "DIR", value_parser = trace_files::parse_root)]
+    pub trace_file_root: Option<PathBuf>,
+    /// PersistentVolumeClaim in the operator's namespace, mounted read-only at --trace-file-root
+    /// in the replay Jobs of file traces, so traces can be offered from a volume.
+    #[arg(long, env = "REHEARSAL_TRACE_FILE_CLAIM", value_name = "NAME", requires = "trace_file_root",
+        value_parser = trace_files::parse_claim)]
+    pub trace_file_claim: Option<String>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,
@@ -87,5 +100,33 @@ mod tests {
         }
         let a = Args::try_parse_from(["rehearsal-operator", "--leader-election", "false"]).expect("parses");
         assert!(!a.leader_election);
+    }
+
+    #[test]
+    fn trace_file_flags() {
+        let a = Args::try_parse_from(["rehearsal-operator"]).expect("defaults parse");
+        assert_eq!((a.trace_file_root, a.trace_file_claim), (None, None));
+        let a = Args::try_parse_from([
+            "rehearsal-operator",
+            "--trace-file-root",
+            "/traces/",
+            "--trace-file-claim",
+            "rehearsal-traces",
+        ])
+        .expect("parses");
+        let s = crate::settings::Settings::from(&a);
+        assert_eq!(s.trace_file_root, Some(PathBuf::from("/traces")));
+        assert_eq!(s.trace_file_claim.as_deref(), Some("rehearsal-traces"));
+        for args in [
+            vec!["--trace-file-claim", "rehearsal-traces"],
+            vec!["--trace-file-root", "traces"],
+            vec!["--trace-file-root", "/"],
+            vec!["--trace-file-root", "/etc"],
+            vec!["--trace-file-root", "/traces", "--trace-file-claim", "Bad_Name"],
+        ] {
+            let all: Vec<&str> = ["rehearsal-operator"].into_iter().chain(args.iter().copied()).collect();
+            let err = Args::try_parse_from(all).expect_err("rejected").to_string();
+            assert!(err.contains("--trace-file-"), "{args:?}: {err}");
+        }
     }
 }

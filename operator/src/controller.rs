@@ -31,6 +31,7 @@ use crate::queue::{self, Decision};
 use crate::scenarios;
 use crate::settings::Settings;
 use crate::status::{self, OperatorStatus, RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED};
+use crate::trace_files;
 use crate::webhook;
 
 /// What every reconcile shares.
@@ -491,6 +492,9 @@ async fn delete(sim: Arc<Simulation>, ctx: &Context) -> Result<Action> {
 async fn check(sim: &Simulation, ctx: &Context) -> Result<()> {
     let spec = &sim.spec;
     hooks_allowed(spec, ctx.settings.allow_hooks)?;
+    if let Some(uri) = spec.source.trace.as_ref().and_then(|t| t.uri.as_ref()) {
+        trace_files::allowed_file(&sim.name_any(), uri, &ctx.settings)?;
+    }
     if let Some(d) = &spec.duration {
         rehearsal_driver::replay::run::parse_duration(d)
             .map_err(|e| Error::permanent("InvalidSpec", format!("spec.duration: {e}")))?;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::names;
 use crate::settings::Settings;
+use crate::trace_files;
 
 /// Where the serving certificate is mounted in the driver container.
 pub const TLS_DIR: &str = "/etc/rehearsal/tls";
@@ -63,6 +64,7 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
         json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
     ];
     let mut env_from = vec![];
+    let mut file_root = None;
     let mut volumes = vec![];
     let mut mounts = vec![];
     if let Some(a) = &spec.artifacts {
@@ -78,7 +80,7 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
         }
     }
 
-    let args: Vec<String> = match source {
+    let mut args: Vec<String> = match source {
         Source::TraceUri(_) | Source::TraceConfigMap { .. } => {
             let trace_path = match source {
                 Source::TraceConfigMap { config_map, key } => {
@@ -86,7 +88,19 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
                     mounts.push(json!({"name": "trace", "mountPath": TRACE_DIR, "readOnly": true}));
                     format!("{TRACE_DIR}/{key}")
                 }
-                Source::TraceUri(uri) => uri.clone(),
+                Source::TraceUri(uri) => {
+                    // Checked again here, so no Job can read a file the operator does not offer.
+                    let file = trace_files::allowed_file(&name, uri, settings)?;
+                    if let Some(root) = file.and(settings.trace_file_root.as_ref()).map(|r| r.display().to_string()) {
+                        if let Some(claim) = &settings.trace_file_claim {
+                            let pvc = json!({"claimName": claim, "readOnly": true});
+                            volumes.push(json!({"name": trace_files::VOLUME, "persistentVolumeClaim": pvc}));
+                            mounts.push(json!({"name": trace_files::VOLUME, "mountPath": root, "readOnly": true}));
+                        }
+                        file_root = Some(root);
+                    }
+                    uri.clone()
+                }
                 Source::Scenario(_) => String::new(),
             };
             volumes.push(json!({"name": "webhook-tls", "secret": {"secretName": names::serving_secret(&name)}}));
@@ -143,6 +157,11 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
             .collect()
         }
     };
+
+    if let Some(root) = file_root {
+        // The driver confines the path again, this time with symlinks resolved in the volume.
+        args.extend(["--trace-file-root".to_string(), root]);
+    }
 
     let mut container = json!({
         "name": "driver",
@@ -399,6 +418,88 @@ mod tests {
         let pod = job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod");
         assert_eq!(pod.containers[0].image.as_deref(), Some("mine/rehearsal-driver:x"));
         assert!(pod.containers[0].ports.is_none(), "a scenario run serves no webhook");
+    }
+
+    fn pod_spec(job: &Job) -> &k8s_openapi::api::core::v1::PodSpec {
+        job.spec.as_ref().and_then(|s| s.template.spec.as_ref()).expect("pod spec")
+    }
+
+    fn file_settings(claim: Option<&str>) -> Settings {
+        Settings {
+            trace_file_root: Some("/traces".into()),
+            trace_file_claim: claim.map(String::from),
+            ..Settings::example()
+        }
+    }
+
+    #[test]
+    fn file_trace_job_gets_the_root_and_the_claim() {
+        let uri = "file:///traces/team/t.sktrace";
+        let s = sim(json!({"source": {"trace": {"uri": uri}}}));
+        let job =
+            driver_job(&s, 0, &Source::TraceUri(uri.into()), &file_settings(Some("rehearsal-traces"))).expect("job");
+        let a = args(&job).join(" ");
+        assert!(a.contains(&format!("--trace-path {uri} ")), "{a}");
+        assert!(a.ends_with("--trace-file-root /traces"), "{a}");
+        let pod = pod_spec(&job);
+        let volume = pod.volumes.iter().flatten().find(|v| v.name == trace_files::VOLUME).expect("volume");
+        let pvc = volume.persistent_volume_claim.as_ref().expect("a claim");
+        assert_eq!((pvc.claim_name.as_str(), pvc.read_only), ("rehearsal-traces", Some(true)));
+        let mount =
+            pod.containers[0].volume_mounts.iter().flatten().find(|m| m.name == trace_files::VOLUME).expect("mount");
+        assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/traces", Some(true)));
+
+        // Without a claim the root is a directory of the driver's image: the flag, no volume.
+        let bare = "/traces/t.json";
+        let s = sim(json!({"source": {"trace": {"uri": bare}}}));
+        let job = driver_job(&s, 0, &Source::TraceUri(bare.into()), &file_settings(None)).expect("job");
+        let a = args(&job).join(" ");
+        assert!(a.contains("--trace-path /traces/t.json ") && a.ends_with("--trace-file-root /traces"), "{a}");
+        let pod = pod_spec(&job);
+        assert!(pod.volumes.iter().flatten().all(|v| v.name != trace_files::VOLUME));
+        assert!(pod.containers[0].volume_mounts.iter().flatten().all(|m| m.name != trace_files::VOLUME));
+    }
+
+    #[test]
+    fn file_traces_outside_the_root_get_no_job() {
+        for (uri, settings, reason) in [
+            ("file:///traces/t.sktrace", Settings::example(), trace_files::FILE_TRACES_DISABLED),
+            ("/traces/t.sktrace", Settings::example(), trace_files::FILE_TRACES_DISABLED),
+            ("file:///etc/passwd", file_settings(Some("c")), trace_files::FILE_TRACE_OUTSIDE_ROOT),
+            ("file:///traces/../etc/passwd", file_settings(Some("c")), trace_files::FILE_TRACE_OUTSIDE_ROOT),
+            ("/srv/t.json", file_settings(None), trace_files::FILE_TRACE_OUTSIDE_ROOT),
+        ] {
+            let s = sim(json!({"source": {"trace": {"uri": uri}}}));
+            match driver_job(&s, 0, &Source::TraceUri(uri.into()), &settings) {
+                Err(Error::Permanent { reason: r, message }) => {
+                    assert_eq!(r, reason, "{uri}");
+                    assert!(message.starts_with("Simulation shop: spec.source.trace.uri: "), "{message}");
+                }
+                other => panic!("{uri}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn other_sources_ignore_the_file_root() {
+        let settings = file_settings(Some("rehearsal-traces"));
+        let cm = Source::TraceConfigMap { config_map: "rehearsal-shop-trace".into(), key: "t.json".into() };
+        for source in [
+            Source::TraceUri("s3://b/t.sktrace".into()),
+            Source::TraceUri("https://example.com/t.sktrace".into()),
+            cm,
+            Source::Scenario("burst".into()),
+        ] {
+            let s = sim(json!({"source": {"trace": {"uri": "s3://b/t.sktrace"}}}));
+            let job = driver_job(&s, 0, &source, &settings).expect("job");
+            assert!(!args(&job).iter().any(|a| a == "--trace-file-root"), "{source:?}");
+            let pod = pod_spec(&job);
+            assert!(pod.volumes.iter().flatten().all(|v| v.name != trace_files::VOLUME), "{source:?}");
+            assert!(
+                pod.containers[0].volume_mounts.iter().flatten().all(|m| m.name != trace_files::VOLUME),
+                "{source:?}"
+            );
+        }
     }
 
     fn job_with(conditions: Value, active: i32) -> Job {

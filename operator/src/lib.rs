@@ -18,5 +18,6 @@ pub mod settings;
 pub mod shutdown;
 pub mod status;
 pub mod telemetry;
+pub mod trace_files;
 pub mod web;
 pub mod webhook;

@@ -1,5 +1,6 @@
 //! The operator's settings as plain data, so the controller does not depend on the command line.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What the controller needs to know about its installation.
@@ -21,6 +22,10 @@ pub struct Settings {
     pub serving_validity: Duration,
     /// Whether Simulations may run hooks.
     pub allow_hooks: bool,
+    /// Directory file traces must be in; None refuses file traces.
+    pub trace_file_root: Option<PathBuf>,
+    /// PersistentVolumeClaim mounted read-only at the file root in replay Jobs of file traces.
+    pub trace_file_claim: Option<String>,
 }
 
 impl Settings {
@@ -35,6 +40,8 @@ impl Settings {
             ca_validity: Duration::from_secs(3650 * 86_400),
             serving_validity: Duration::from_secs(90 * 86_400),
             allow_hooks: true,
+            trace_file_root: None,
+            trace_file_claim: None,
         }
     }
 
@@ -56,6 +63,8 @@ impl From<&crate::cli::Args> for Settings {
             ca_validity: std::time::Duration::from_secs(a.ca_validity_days.saturating_mul(86_400)),
             serving_validity: std::time::Duration::from_secs(a.serving_cert_validity_hours.saturating_mul(3600)),
             allow_hooks: a.allow_hooks,
+            trace_file_root: a.trace_file_root.clone(),
+            trace_file_claim: a.trace_file_claim.clone(),
         }
     }
 }

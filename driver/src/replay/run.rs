@@ -295,7 +295,8 @@ async fn replay_stages(
     }
 
     // 4. The trace, fully checked, and every kind it holds resolved, before anything is applied.
-    let trace = match crate::trace::read(&args.trace_path).await.and_then(|b| Trace::parse(b, &args.trace_path)) {
+    let read = crate::trace::read_with_policy(&args.trace_path, &args.trace_policy()).await;
+    let trace = match read.and_then(|b| Trace::parse(b, &args.trace_path)) {
         Ok(t) => Arc::new(t),
         Err(e) => return Err(report_fail("BadTrace", e.to_string()).await),
     };

@@ -71,6 +71,17 @@ pub enum Refusal {
     OutsideRoot { path: String, root: String },
 }
 
+/// The path a trace location reads from the driver's own file system: a `file://` URL's path (after
+/// an optional `localhost` host) or a plain path; None for every other scheme. It is the reader's
+/// own parse, so a check made ahead of the driver (the operator's) sees the path the driver reads.
+pub fn file_path(location: &str) -> Option<&str> {
+    match super::location::scheme(location) {
+        None => Some(location),
+        Some((scheme, rest)) if scheme == "file" => Some(rest.strip_prefix("localhost").unwrap_or(rest)),
+        Some(_) => None,
+    }
+}
+
 /// Whether connecting to `ip` could reach instance credentials or other host-local services:
 /// IPv4 link-local 169.254.0.0/16 (AWS, GCP, Azure metadata at 169.254.169.254), IPv6 link-local
 /// fe80::/10, AWS's IPv6 metadata fd00:ec2::254, and the IPv4-mapped forms of the IPv4 ones.
@@ -187,6 +198,21 @@ mod tests {
         }
         for ip in ["127.0.0.1", "::1", "10.0.0.1", "8.8.8.8", "fec0::1", "fd00:ec2::253", "169.253.0.1"] {
             assert!(!is_forbidden_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn file_paths() {
+        for (location, path) in [
+            ("file:///traces/t.sktrace", Some("/traces/t.sktrace")),
+            ("FILE://localhost/traces/t", Some("/traces/t")),
+            ("/traces/a://b", Some("/traces/a://b")),
+            ("t.json", Some("t.json")),
+            ("s3://b/k", None),
+            ("https://example.com/t", None),
+            ("ftp://example.com/t", None),
+        ] {
+            assert_eq!(file_path(location), path, "{location}");
         }
     }
 

@@ -41,7 +41,7 @@ pub async fn read_with_policy(location: &str, policy: &TraceLocationPolicy) -> R
 
 /// Splits "scheme://rest"; None for plain paths (a path may contain "://" further on, so the scheme
 /// must look like one: a letter, then letters, digits, '+', '-' or '.').
-fn scheme(location: &str) -> Option<(String, &str)> {
+pub(super) fn scheme(location: &str) -> Option<(String, &str)> {
     let (scheme, rest) = location.split_once("://")?;
     let mut chars = scheme.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
