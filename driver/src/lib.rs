@@ -1,6 +1,8 @@
 //! The driver of one run of a Simulation: trace replay (with its admission webhook) and, later,
 //! scenario play. `main.rs` wires these parts to the command line.
 
+pub mod artifacts;
+pub mod audit;
 pub mod cli;
 pub mod collect;
 pub mod commands;

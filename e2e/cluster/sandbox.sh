@@ -26,6 +26,9 @@ SCHEDULER_PORT=${REHEARSAL_SCHEDULER_PORT:-10259}
 KWOK_PORT=${REHEARSAL_KWOK_PORT:-10247}
 MINIO_PORT=${REHEARSAL_MINIO_PORT:-19000}
 MINIO_CONSOLE_PORT=${REHEARSAL_MINIO_CONSOLE_PORT:-19001}
+# The API server's audit webhook backend posts batches here; a driver serves it while it runs
+# (--audit-webhook-listen), and nothing listens otherwise (the batches are then dropped).
+AUDIT_WEBHOOK_PORT=${REHEARSAL_AUDIT_WEBHOOK_PORT:-18440}
 
 NODES=${REHEARSAL_VIRTUAL_NODES:-10}
 NODE_CPU=${REHEARSAL_NODE_CPU:-32}
@@ -325,6 +328,20 @@ start_etcd() {
 
 start_kube_apiserver() {
   private "$dir/audit" # request and response bodies
+  (umask 077 && cat >"$dir/audit/webhook.kubeconfig") <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: driver
+  cluster: {server: "http://127.0.0.1:$AUDIT_WEBHOOK_PORT/audit"}
+contexts:
+- name: driver
+  context: {cluster: driver, user: driver}
+current-context: driver
+users:
+- name: driver
+  user: {}
+EOF
   launch kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
@@ -339,7 +356,9 @@ start_kube_apiserver() {
     --service-account-key-file="$dir/pki/sa.pub" --service-account-signing-key-file="$dir/pki/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" --authorization-mode=RBAC --allow-privileged=true \
     --audit-policy-file="$here/audit-policy.yaml" --audit-log-path="$dir/audit/audit.log" \
-    --audit-log-format=json
+    --audit-log-format=json \
+    --audit-webhook-config-file="$dir/audit/webhook.kubeconfig" --audit-webhook-batch-max-wait=1s \
+    --audit-webhook-initial-backoff=1s
   wait_until kube-apiserver ready "$TIMEOUT" api_ready
 }
 
@@ -468,6 +487,7 @@ export AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY"
 export AWS_REGION="us-east-1"
 export REHEARSAL_S3_BUCKET="$BUCKET"
 export REHEARSAL_AUDIT_LOG="$dir/audit/audit.log"
+export REHEARSAL_AUDIT_WEBHOOK_LISTEN="127.0.0.1:$AUDIT_WEBHOOK_PORT"
 EOF
   chmod 600 "$dir/env"
 }

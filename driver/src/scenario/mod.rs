@@ -79,7 +79,8 @@ mod steps;
 pub mod summary;
 #[cfg(test)]
 mod tests;
-pub mod upload;
+/// The upload of the log folder (moved to [`crate::artifacts`]; kept here for its old path).
+pub use crate::artifacts::upload;
 
 pub use actions::{ActionKind, PlannedAction, SPEC, actions_of};
 pub use config::{CONFIG_FILE, Cluster, EcsCluster, KubernetesCluster, SimulatorConfig};

@@ -244,7 +244,7 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
             dir: layout.dir.clone(),
         };
         let actions = layout.actions_file().strip_prefix(&layout.dir).map(PathBuf::from).unwrap_or_default();
-        streamer = Some(upload::Streamer::start(to, actions, upload::ACTIONS_EVERY));
+        streamer = Some(upload::Streamer::start(to, vec![actions], upload::ACTIONS_EVERY));
     }
     let identity = Identity {
         run_id: playable.run_id.clone(),

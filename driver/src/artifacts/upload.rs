@@ -14,8 +14,13 @@ use std::time::Duration;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 
-/// Longest a single file's upload may take before the upload counts as failed.
+/// Longest a single request may take before the upload counts as failed.
 const PUT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Files larger than this go up in parts (multipart upload), each request small enough to be
+/// retried on its own.
+pub const MULTIPART_THRESHOLD: u64 = 32 * 1024 * 1024;
+/// Size of a part (S3's minimum is 5 MiB, except for the last).
+pub const PART_SIZE: usize = 16 * 1024 * 1024;
 
 /// Why the logs could not be uploaded.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +138,9 @@ pub fn files_under(dir: &Path) -> Result<Vec<PathBuf>, UploadError> {
 /// A file that fails does not stop the others: the error counts the failures and names the first.
 pub async fn upload_dir(s3: &aws_sdk_s3::Client, bucket: &str, prefix: &str, dir: &Path) -> Result<usize, UploadError> {
     let uri = s3_uri(bucket, prefix);
-    let files = files_under(dir)?;
+    let mut files = files_under(dir)?;
+    // The manifest last: once it is there, every file it lists is.
+    files.sort_by_key(|f| f == Path::new(crate::collect::records::files::MANIFEST));
     let mut failures: Vec<UploadError> = vec![];
     for relative in &files {
         if let Err(e) = upload_file(s3, bucket, prefix, dir, relative, &uri).await {
@@ -156,37 +163,109 @@ async fn upload_file(
     relative: &Path,
     uri: &str,
 ) -> Result<(), UploadError> {
-    let uri = uri.to_string();
-    {
-        let path = dir.join(relative);
-        let body = tokio::fs::read(&path).await.map_err(|source| UploadError::Read { path: path.clone(), source })?;
-        let key = key_for(prefix, relative);
-        let put = s3
-            .put_object()
-            .bucket(bucket)
-            .key(&key)
-            .content_type(content_type(relative))
-            .body(ByteStream::from(body))
-            .send();
-        let file = relative.display().to_string();
-        match tokio::time::timeout(PUT_TIMEOUT, put).await {
-            Ok(Ok(_)) => tracing::debug!(key, "uploaded"),
-            Ok(Err(e)) => {
-                return Err(UploadError::Put { file, uri, detail: DisplayErrorContext(&e).to_string() });
-            }
-            Err(_) => {
-                return Err(UploadError::Put {
-                    file,
-                    uri,
-                    detail: format!("no answer within {} s", PUT_TIMEOUT.as_secs()),
-                });
-            }
-        }
+    let path = dir.join(relative);
+    let key = key_for(prefix, relative);
+    let file = relative.display().to_string();
+    let put_err = |detail: String| UploadError::Put { file: file.clone(), uri: uri.to_string(), detail };
+    let size =
+        tokio::fs::metadata(&path).await.map_err(|source| UploadError::Read { path: path.clone(), source })?.len();
+    if size > MULTIPART_THRESHOLD {
+        return upload_parts(s3, bucket, &key, &path, relative).await.map_err(put_err);
     }
-    Ok(())
+    let body = tokio::fs::read(&path).await.map_err(|source| UploadError::Read { path: path.clone(), source })?;
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type(content_type(relative))
+        .body(ByteStream::from(body))
+        .send();
+    match tokio::time::timeout(PUT_TIMEOUT, put).await {
+        Ok(Ok(_)) => {
+            tracing::debug!(key, "uploaded");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(put_err(DisplayErrorContext(&e).to_string())),
+        Err(_) => Err(put_err(format!("no answer within {} s", PUT_TIMEOUT.as_secs()))),
+    }
 }
 
-/// How often `actions.jsonl` goes up while the run goes (when it grew).
+/// A multipart upload, part by part from the file (never the whole file in memory); aborted
+/// when a part fails, so no half object is left.
+async fn upload_parts(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    path: &Path,
+    relative: &Path,
+) -> Result<(), String> {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    use tokio::io::AsyncReadExt;
+    let timed = |what: &'static str| move |_| format!("{what}: no answer within {} s", PUT_TIMEOUT.as_secs());
+    let created = tokio::time::timeout(
+        PUT_TIMEOUT,
+        s3.create_multipart_upload().bucket(bucket).key(key).content_type(content_type(relative)).send(),
+    )
+    .await
+    .map_err(timed("start the multipart upload"))?
+    .map_err(|e| format!("start the multipart upload: {}", DisplayErrorContext(&e)))?;
+    let upload_id = created.upload_id().unwrap_or_default().to_string();
+    let parts = async {
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| format!("read {}: {e}", path.display()))?;
+        let mut parts = Vec::new();
+        for number in 1..=10_000i32 {
+            let mut chunk = Vec::with_capacity(PART_SIZE);
+            let read = (&mut file).take(PART_SIZE as u64).read_to_end(&mut chunk).await;
+            read.map_err(|e| format!("read {}: {e}", path.display()))?;
+            if chunk.is_empty() {
+                break;
+            }
+            let sent = tokio::time::timeout(
+                PUT_TIMEOUT,
+                s3.upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(chunk))
+                    .send(),
+            )
+            .await
+            .map_err(timed("a part"))?
+            .map_err(|e| format!("part {number}: {}", DisplayErrorContext(&e)))?;
+            parts.push(CompletedPart::builder().part_number(number).set_e_tag(sent.e_tag().map(String::from)).build());
+        }
+        Ok::<_, String>(parts)
+    }
+    .await;
+    let completed = match parts {
+        Ok(parts) => {
+            let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+            tokio::time::timeout(
+                PUT_TIMEOUT,
+                s3.complete_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .multipart_upload(done)
+                    .send(),
+            )
+            .await
+            .map_err(timed("complete the multipart upload"))
+            .and_then(|r| {
+                r.map(|_| ()).map_err(|e| format!("complete the multipart upload: {}", DisplayErrorContext(&e)))
+            })
+        }
+        Err(e) => Err(e),
+    };
+    if completed.is_err() {
+        let _ = s3.abort_multipart_upload().bucket(bucket).key(key).upload_id(&upload_id).send().await;
+    }
+    completed
+}
+
+/// How often the growing files (`actions.jsonl`, the collectors' JSON lines) go up while the run
+/// goes, each when it grew.
 pub const ACTIONS_EVERY: Duration = Duration::from_secs(10);
 
 /// Files waiting for the streamer, at most; past that they wait for the final upload.
@@ -212,8 +291,9 @@ pub struct StreamTarget {
 }
 
 impl Streamer {
-    /// Starts the task; `actions` (relative to the folder) goes up every `every` when it grew.
-    pub fn start(target: StreamTarget, actions: PathBuf, every: Duration) -> Self {
+    /// Starts the task; each of `growing` (relative to the folder) goes up every `every` when it
+    /// grew.
+    pub fn start(target: StreamTarget, growing: Vec<PathBuf>, every: Duration) -> Self {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<PathBuf>(STREAM_QUEUE);
         let task = tokio::spawn(async move {
             let uri = s3_uri(&target.bucket, &target.prefix);
@@ -230,7 +310,7 @@ impl Streamer {
             };
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut sent_len: Option<u64> = None;
+            let mut sent_len: Vec<Option<u64>> = vec![None; growing.len()];
             loop {
                 tokio::select! {
                     file = rx.recv() => match file {
@@ -238,10 +318,12 @@ impl Streamer {
                         None => break,
                     },
                     _ = tick.tick() => {
-                        let len = std::fs::metadata(target.dir.join(&actions)).map(|m| m.len()).ok();
-                        if len.is_some() && len != sent_len {
-                            put(actions.clone()).await;
-                            sent_len = len;
+                        for (file, sent) in growing.iter().zip(sent_len.iter_mut()) {
+                            let len = std::fs::metadata(target.dir.join(file)).map(|m| m.len()).ok();
+                            if len.is_some() && len != *sent {
+                                put(file.clone()).await;
+                                *sent = len;
+                            }
                         }
                     }
                 }
