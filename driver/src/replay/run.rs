@@ -19,10 +19,10 @@ use crate::cli::ReplayArgs;
 use crate::hooks;
 use crate::signals::Signals;
 use crate::status::Reporter;
-use crate::trace::{PodLifecycle, Trace};
-use crate::webhook::owners::{ApiLookup, TraceObject};
+use crate::trace::Trace;
+use crate::webhook::owners::ApiLookup;
 use crate::webhook::server::{self, Listener};
-use crate::webhook::{Lifetimes, RunInfo, State, register};
+use crate::webhook::{RunInfo, State, TraceLifetimes, register};
 
 /// A failed run: which stage, and why.
 #[derive(Debug, thiserror::Error)]
@@ -36,21 +36,6 @@ pub struct RunError {
 
 fn fail(stage: &'static str, message: impl ToString) -> RunError {
     RunError { stage, message: message.to_string() }
-}
-
-/// Lifetimes straight from the trace, divided by the speed.
-struct TraceLifetimes {
-    trace: Arc<Trace>,
-    speed: f64,
-}
-
-impl Lifetimes for TraceLifetimes {
-    fn lifetime(&self, owner: &TraceObject, n: usize) -> Option<f64> {
-        match self.trace.lifecycles(&owner.gvk, &owner.owner).get(n) {
-            Some(PodLifecycle::Finished(start, end)) => Some((end - start).max(0) as f64 / self.speed),
-            _ => None,
-        }
-    }
 }
 
 /// Runs the whole replay for `args`. Returns what the replay did.
@@ -306,7 +291,7 @@ async fn replay_stages(
     };
     state.set_run(RunInfo {
         root_uid: root.uid.clone(),
-        lifetimes: Arc::new(TraceLifetimes { trace: trace.clone(), speed: args.speed() }),
+        lifetimes: Arc::new(TraceLifetimes::new(trace.clone(), args.speed())),
     });
 
     // Before the first object: the webhook must be in effect, or early pods would miss it.
