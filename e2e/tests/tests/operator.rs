@@ -661,6 +661,22 @@ async fn bad_simulations_and_spec_edits(client: Client) {
     .await;
     assert_eq!(condition(&suspended, "Stalled").map(|c| c.0), Some("False".into()));
     delete_sim(&client, &name).await;
+
+    // A file trace, with no --trace-file-root: refused before any Job, naming the field.
+    let name = unique("file-trace");
+    create_sim(&client, &name, json!({"source": {"trace": {"uri": "file:///etc/passwd"}}})).await;
+    let stalled = wait_for(&sims(&client), &name, Duration::from_secs(30), "Stalled", |s: Option<&Simulation>| {
+        s.and_then(|s| condition(s, "Stalled")).is_some_and(|c| c.0 == "True")
+    })
+    .await;
+    let (_, reason, msg) = condition(&stalled, "Stalled").expect("stalled");
+    assert_eq!(reason, "FileTracesDisabled");
+    assert!(msg.contains("spec.source.trace.uri") && msg.contains("--trace-file-root"), "{msg}");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NS);
+    let made =
+        jobs.list(&ListParams::default().labels(&format!("{OWNED_BY_SIMULATION_LABEL}={name}"))).await.expect("jobs");
+    assert!(made.items.is_empty(), "a Job was made for a refused file trace");
+    delete_sim(&client, &name).await;
 }
 
 /// Least privilege, checked by the API server itself.

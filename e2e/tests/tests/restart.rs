@@ -1,0 +1,103 @@
+//! The API server killed (SIGKILL) and restarted while a replay's cleanup is under way: the
+//! driver retries until the server is back and the cleanup completes, leaving nothing. In a test
+//! binary of its own, so no other test shares the sandbox while its API server is down (test
+//! binaries run one after another).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use rehearsal_crds::{Simulation, SimulationRoot};
+use rehearsal_e2e::{client, install_crds, object, poll_until, restart_apiserver, unique};
+use serde_json::json;
+use tokio::process::Command;
+
+fn driver_bin() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/debug/rehearsal-driver"))
+}
+
+#[tokio::test]
+async fn replay_cleanup_survives_an_api_server_restart() {
+    let client = client().await;
+    install_crds(&client).await;
+    let sims: Api<Simulation> = Api::all(client.clone());
+    let sim_name = unique("restart");
+    let prefix = format!("r{}", sim_name.replace('-', "").chars().rev().take(8).collect::<String>());
+    let trace = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/traces/shop-burst.json"))
+        .canonicalize()
+        .expect("trace");
+    let trace = format!("file://{}", trace.display());
+    let sim: Simulation = object(json!({
+        "apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": sim_name},
+        "spec": {"source": {"trace": {"uri": trace}}, "speed": 10, "virtualNamespacePrefix": prefix}
+    }));
+    sims.create(&PostParams::default(), &sim).await.expect("create simulation");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&crt, cert.cert.pem()).expect("write cert");
+    std::fs::write(&key, cert.signing_key.serialize_pem()).expect("write key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let driver = Command::new(driver_bin())
+        .args(["replay", "--sim-name", &sim_name, "--controller-ns", "default"])
+        .args(["--cert-path", &crt.display().to_string(), "--key-path", &key.display().to_string()])
+        .args(["--trace-path", &trace, "--admission-webhook-port", &port.to_string()])
+        .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
+        .args(["--cleanup-timeout", "240"])
+        .kill_on_drop(true)
+        .output();
+    let namespace = format!("{prefix}-shop");
+    let meddle = async {
+        // A ConfigMap with a finalizer holds the run's namespace (and so its root) in deletion:
+        // the cleanup is surely under way when the API server goes.
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let created = await_condition(namespaces, &namespace, |n: Option<&Namespace>| n.is_some());
+        tokio::time::timeout(Duration::from_secs(60), created)
+            .await
+            .expect("the replay made its namespace")
+            .expect("watch");
+        let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
+        let blocker: ConfigMap = object(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "blocker", "finalizers": ["e2e.rehearsal.dev/hold"]}
+        }));
+        configmaps.create(&PostParams::default(), &blocker).await.expect("create the blocker");
+        let roots: Api<SimulationRoot> = Api::all(client.clone());
+        let root = format!("{sim_name}-run-0");
+        let deleting = await_condition(roots, &root, |r: Option<&SimulationRoot>| {
+            r.is_some_and(|r| r.metadata.deletion_timestamp.is_some())
+        });
+        tokio::time::timeout(Duration::from_secs(120), deleting).await.expect("the cleanup started").expect("watch");
+        restart_apiserver().await;
+        let client = rehearsal_e2e::client().await;
+        let configmaps: Api<ConfigMap> = Api::namespaced(client, &namespace);
+        let release = json!({"metadata": {"finalizers": null}});
+        poll_until(Duration::from_secs(60), "the blocker released", || {
+            let (configmaps, release) = (configmaps.clone(), release.clone());
+            async move { configmaps.patch("blocker", &PatchParams::default(), &Patch::Merge(&release)).await.ok() }
+        })
+        .await;
+    };
+    let (out, ()) = tokio::join!(async { tokio::time::timeout(Duration::from_secs(400), driver).await }, meddle);
+    let out = out.expect("the driver finished within 400 s").expect("the driver ran");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let client = rehearsal_e2e::client().await;
+    let sims: Api<Simulation> = Api::all(client.clone());
+    let after = sims.get(&sim_name).await.expect("simulation");
+    let _ = sims.delete(&sim_name, &DeleteParams::default()).await;
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cleanup: retrying"), "the cleanup never saw the API server go: {stderr}");
+    let cleanup =
+        after.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "Cleanup")).expect("Cleanup");
+    assert_eq!((cleanup.status.as_str(), cleanup.reason.as_str()), ("True", "Deleted"), "{}", cleanup.message);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&namespace).await.expect("read").is_none(), "namespace {namespace} left");
+    let roots: Api<SimulationRoot> = Api::all(client.clone());
+    let label = ListParams::default().labels(&format!("rehearsal.dev/simulation={sim_name}"));
+    assert!(roots.list(&label).await.expect("roots").items.is_empty(), "a root is left");
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client);
+    assert!(mwcs.list(&label).await.expect("webhooks").items.is_empty(), "a webhook configuration is left");
+}
