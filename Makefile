@@ -13,10 +13,15 @@ all: build
 build:
 	$(CARGO) build --workspace --bins
 
-## unit: tests that need no cluster
-unit:
+## unit: tests that need no cluster (Chromium installed first, for the report's render test)
+unit: chromium
 	$(CARGO) test --workspace --exclude rehearsal-e2e
 	e2e/gitops/test.sh
+
+## chromium: Debian's Chromium (/usr/bin/chromium) for the report's render test; does nothing when installed
+.PHONY: chromium
+chromium:
+	e2e/install-chromium.sh
 
 ## gitops-test: the Argo CD health scripts and kstatus (Flux) checks of config/gitops (Go, no cluster)
 .PHONY: gitops-test

@@ -269,11 +269,85 @@ pub struct Collect {
     /// API server audit events, when the cluster exposes them.
     #[serde(default = "yes")]
     pub audit: bool,
+    /// Limits on the run's pod latencies (e.g. Ready p99 at most 5000 ms), checked on the
+    /// run's summary like kube-burner's: a run over any of them fails, with a condition naming
+    /// the figure. At most 20, each condition and metric once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = ("self.all(t, self.exists_one(u, u.condition == t.condition && u.metric == t.metric))", "collect.thresholds must name each condition and metric at most once"))]
+    pub thresholds: Vec<Threshold>,
 }
 
 impl Default for Collect {
     fn default() -> Self {
-        Collect { events: true, pods: true, nodes: true, deployments: true, audit: true }
+        Collect { events: true, pods: true, nodes: true, deployments: true, audit: true, thresholds: vec![] }
+    }
+}
+
+/// A limit on one pod latency figure: milliseconds from a pod's creation to the first time its
+/// `condition` is True, summarised over the run's pods by `metric`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Threshold {
+    /// The pod condition: PodScheduled, Initialized, ContainersReady or Ready.
+    pub condition: LatencyCondition,
+    /// The figure: P50, P90, P99, Max or Avg.
+    pub metric: LatencyMetric,
+    /// Most milliseconds allowed, from 1 to 86400000 (a day).
+    #[x_kube(validation = ("self >= 1 && self <= 86400000", "thresholds[].maxMs must be from 1 to 86400000 (one day)"))]
+    pub max_ms: i64,
+}
+
+/// A pod condition whose latency a threshold limits.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LatencyCondition {
+    /// Bound to a node.
+    PodScheduled,
+    /// Init containers done.
+    Initialized,
+    /// Every container ready.
+    ContainersReady,
+    /// The pod ready.
+    Ready,
+}
+
+impl LatencyCondition {
+    /// The condition type as Kubernetes writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyCondition::PodScheduled => "PodScheduled",
+            LatencyCondition::Initialized => "Initialized",
+            LatencyCondition::ContainersReady => "ContainersReady",
+            LatencyCondition::Ready => "Ready",
+        }
+    }
+}
+
+/// Which figure of a latency distribution a threshold limits.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LatencyMetric {
+    /// Median.
+    P50,
+    /// 90th percentile.
+    P90,
+    /// 99th percentile.
+    P99,
+    /// Largest.
+    Max,
+    /// Mean.
+    Avg,
+}
+
+impl LatencyMetric {
+    /// The figure's name in reports: p50, p90, p99, max, avg.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LatencyMetric::P50 => "p50",
+            LatencyMetric::P90 => "p90",
+            LatencyMetric::P99 => "p99",
+            LatencyMetric::Max => "max",
+            LatencyMetric::Avg => "avg",
+        }
     }
 }
 
@@ -387,4 +461,76 @@ fn default_driver_port() -> i32 {
 }
 fn yes() -> bool {
     true
+}
+
+#[cfg(test)]
+mod threshold_tests {
+    use kube::CustomResourceExt;
+    use kube::core::cel::Validator;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn errors(collect: Value, old: Option<Value>) -> Vec<String> {
+        let crd = Simulation::crd();
+        let schema = crd.spec.versions[0].schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref());
+        let schema = serde_json::to_value(schema).expect("schema");
+        let sim = |c: Value| {
+            json!({"apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": "sim"},
+                "spec": {"source": {"trace": {"uri": "s3://b/t"}}, "speed": 1.0, "repetitions": 1,
+                    "virtualNamespacePrefix": "virtual", "collect": c}})
+        };
+        match Validator::new().validate(&schema, &sim(collect), old.map(sim).as_ref()) {
+            Ok(()) => vec![],
+            Err(errs) => errs.iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn thresholds_are_bounded_unique_and_immutable() {
+        let ok = json!({"thresholds": [{"condition": "Ready", "metric": "P99", "maxMs": 5000},
+            {"condition": "PodScheduled", "metric": "Avg", "maxMs": 1}]});
+        assert_eq!(errors(ok.clone(), None), Vec::<String>::new());
+        let c: Collect = serde_json::from_value(ok.clone()).expect("typed");
+        assert_eq!(
+            c.thresholds[0],
+            Threshold { condition: LatencyCondition::Ready, metric: LatencyMetric::P99, max_ms: 5000 }
+        );
+        assert!(c.events && c.pods, "the other switches keep their defaults");
+        assert_eq!(serde_json::to_value(Collect::default()).expect("json").get("thresholds"), None);
+
+        for bad in [0, 86_400_001] {
+            let errs = errors(json!({"thresholds": [{"condition": "Ready", "metric": "P99", "maxMs": bad}]}), None);
+            assert_eq!(errs.len(), 1, "{errs:?}");
+            assert!(
+                errs[0].starts_with("spec.collect.thresholds[0].maxMs: ")
+                    && errs[0].contains("thresholds[].maxMs must be from 1 to 86400000"),
+                "{errs:?}"
+            );
+        }
+        let twice = json!({"thresholds": [{"condition": "Ready", "metric": "P99", "maxMs": 1},
+            {"condition": "Ready", "metric": "P99", "maxMs": 2}]});
+        let errs = errors(twice, None);
+        assert!(
+            errs.len() == 1 && errs[0].starts_with("spec.collect.thresholds: ") && errs[0].contains("at most once"),
+            "{errs:?}"
+        );
+        let schema = serde_json::to_value(Simulation::crd()).expect("crd");
+        let field = &schema
+            .pointer("/spec/versions/0/schema/openAPIV3Schema/properties/spec/properties/collect/properties/thresholds")
+            .expect("field");
+        assert_eq!(field["maxItems"], 20);
+        assert_eq!(field["items"]["properties"]["metric"]["enum"], json!(["P50", "P90", "P99", "Max", "Avg"]));
+        assert_eq!(
+            field["items"]["properties"]["condition"]["enum"],
+            json!(["PodScheduled", "Initialized", "ContainersReady", "Ready"])
+        );
+
+        // The spec stays immutable: a changed threshold is refused like any other field.
+        let changed = json!({"thresholds": [{"condition": "Ready", "metric": "P99", "maxMs": 6000}]});
+        let errs =
+            errors(changed, Some(json!({"thresholds": [{"condition": "Ready", "metric": "P99", "maxMs": 5000}]})));
+        assert!(errs.len() == 1 && errs[0].contains("cannot change once created"), "{errs:?}");
+        assert_eq!(errors(ok.clone(), Some(ok)), Vec::<String>::new());
+    }
 }

@@ -29,6 +29,37 @@ pub enum Command {
     /// Inspect or generate traces without a cluster.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Rebuild summary.json and report.html of a run folder from its JSON lines (on disk, or
+    /// s3://bucket/prefix/ where both files are written back).
+    Report(ReportArgs),
+    /// Write one report putting two runs side by side: the same plots overlaid, and every
+    /// figure with its difference.
+    Compare(CompareArgs),
+}
+
+/// `rehearsal-driver report LOCATION`
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The run folder: a directory, or s3://bucket/prefix/.
+    pub location: String,
+    /// Region of the bucket [default: from the AWS configuration chain].
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+}
+
+/// `rehearsal-driver compare A B`
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Run A (drawn solid): a directory, or s3://bucket/prefix/.
+    pub a: String,
+    /// Run B (drawn dashed): a directory, or s3://bucket/prefix/.
+    pub b: String,
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE", default_value = "compare.html")]
+    pub out: PathBuf,
+    /// Region of the bucket(s) [default: from the AWS configuration chain].
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// `rehearsal-driver trace ...`
@@ -309,6 +340,21 @@ mod tests {
         let err =
             Cli::try_parse_from(["rehearsal-driver", "replay", "--sim-name", "s"]).expect_err("missing").to_string();
         assert!(err.contains("--controller-ns"), "{err}");
+    }
+
+    #[test]
+    fn report_and_compare() {
+        let cli = Cli::try_parse_from(["rehearsal-driver", "report", "s3://b/sim/0/"]).expect("parses");
+        let Command::Report(r) = cli.command else { panic!("parsed as another subcommand") };
+        assert_eq!((r.location.as_str(), r.s3_region), ("s3://b/sim/0/", None));
+        let cli = Cli::try_parse_from(["rehearsal-driver", "compare", "a", "b", "--out", "x.html"]).expect("parses");
+        let Command::Compare(c) = cli.command else { panic!("parsed as another subcommand") };
+        assert_eq!((c.a.as_str(), c.b.as_str(), c.out), ("a", "b", PathBuf::from("x.html")));
+        let cli = Cli::try_parse_from(["rehearsal-driver", "compare", "a", "b"]).expect("parses");
+        let Command::Compare(c) = cli.command else { panic!("parsed as another subcommand") };
+        assert_eq!(c.out, PathBuf::from("compare.html"));
+        let err = Cli::try_parse_from(["rehearsal-driver", "compare", "a"]).expect_err("B is needed").to_string();
+        assert!(err.contains("<B>"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::{self, Cli};
-use crate::{replay, scenario, telemetry, trace};
+use crate::{replay, report, scenario, telemetry, trace};
 
 /// Runs one parsed command line; what it prints for the user goes to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
@@ -32,6 +32,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
             }
             None => play_scenario(&cmd.play, out).await,
         },
+        cli::Command::Report(args) => report(&args, out).await,
+        cli::Command::Compare(args) => compare(&args, out).await,
         cli::Command::Replay(args) => {
             telemetry::init(&args.verbosity);
             let client = match kube::Client::try_default().await {
@@ -114,6 +116,54 @@ async fn play_scenario(args: &cli::ScenarioArgs, out: &mut dyn Write) -> ExitCod
         Err(e) => {
             eprintln!("rehearsal-driver: scenario: {e}");
             ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `report LOCATION`: summary.json and report.html rebuilt from the folder's JSON lines.
+async fn report(args: &cli::ReportArgs, out: &mut dyn Write) -> ExitCode {
+    match report::remote::rebuild_at(&args.location, args.s3_region.as_deref()).await {
+        Ok((written, at)) => {
+            let s = &written.summary;
+            let _ = writeln!(out, "wrote summary.json and report.html in {at}");
+            let _ = writeln!(out, "verdict: {:?}", s.verdict.status);
+            for reason in &s.verdict.reasons {
+                let _ = writeln!(out, "  {reason}");
+            }
+            if s.inputs.bad_lines_total > 0 {
+                let _ = writeln!(out, "{} lines could not be read:", s.inputs.bad_lines_total);
+                for b in &s.inputs.bad_lines {
+                    let _ = writeln!(out, "  {}:{}: {}", b.file, b.line, b.error);
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rehearsal-driver: report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `compare A B`: one page with both runs.
+async fn compare(args: &cli::CompareArgs, out: &mut dyn Write) -> ExitCode {
+    let fetched = async {
+        let (a, _) = report::remote::local(&args.a, args.s3_region.as_deref()).await?;
+        let (b, _) = report::remote::local(&args.b, args.s3_region.as_deref()).await?;
+        report::compare::compare(&a.path, &b.path, &args.out, Some((&args.a, &args.b)))
+    };
+    match fetched.await {
+        Ok(c) => {
+            let _ = writeln!(out, "wrote {} ({} figures compared)", c.out.display(), c.figures);
+            ExitCode::SUCCESS
+        }
+        Err(e @ report::ReportError::Incompatible { .. }) => {
+            eprintln!("rehearsal-driver: compare: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("rehearsal-driver: compare: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod hooks;
 pub mod limits;
 pub mod replay;
+pub mod report;
 pub mod s3;
 pub mod scenario;
 pub mod signals;
