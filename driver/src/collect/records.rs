@@ -51,7 +51,8 @@ pub enum PodChange {
     Condition,
     /// `phase` changed.
     Phase,
-    /// A container terminated; `reason` and `exit_code` say how.
+    /// A container (init containers included) terminated; `reason` and `exit_code` say how, `at`
+    /// is its finishedAt.
     Terminated,
     /// Deletion requested; `at` is its deletionTimestamp.
     Deleting,
@@ -82,13 +83,16 @@ pub struct PodRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
     /// Condition type (on `condition`): PodScheduled, PodReadyToStartContainers, Initialized,
-    /// ContainersReady, Ready.
+    /// ContainersReady, Ready, and DisruptionTarget (an eviction, preemption or taint-manager
+    /// deletion coming; its `reason` says which).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
     /// New phase (on `phase`): Pending, Running, Succeeded, Failed, Unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// Why (on `terminated`, `phase` Failed, or an eviction).
+    /// Why (on `terminated`; on `phase` when the pod's status has a reason, e.g. Failed with
+    /// Evicted; on the DisruptionTarget `condition` and on `deleting` when that condition is True,
+    /// e.g. EvictionByEvictionAPI).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// Exit code (on `terminated`).
@@ -181,7 +185,8 @@ pub struct WorkloadRecord {
 pub struct EventRecord {
     /// When the collector saw it (RFC 3339).
     pub t: String,
-    /// When it happened (eventTime, else lastTimestamp, else firstTimestamp; RFC 3339).
+    /// When it happened this time (series.lastObservedTime, else eventTime, else lastTimestamp,
+    /// else firstTimestamp; RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
     /// Normal or Warning.
