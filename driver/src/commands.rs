@@ -126,7 +126,7 @@ async fn report(args: &cli::ReportArgs, out: &mut dyn Write) -> ExitCode {
         Ok((written, at)) => {
             let s = &written.summary;
             let _ = writeln!(out, "wrote summary.json and report.html in {at}");
-            let _ = writeln!(out, "verdict: {:?}", s.verdict.status);
+            let _ = writeln!(out, "verdict: {}", format!("{:?}", s.verdict.status).to_lowercase());
             for reason in &s.verdict.reasons {
                 let _ = writeln!(out, "  {reason}");
             }

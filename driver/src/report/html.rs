@@ -37,7 +37,7 @@ header h1{margin:0 0 6px;font-size:22px}header p{margin:0}\
 h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:32px}\
 table{border-collapse:collapse;margin:8px 0 16px;font-size:14px;background:#fff}\
 th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}\
-th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}\
+th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}\
 figure{margin:12px 0;background:#fff;border:1px solid #e5e5e5}figure svg{display:block;max-width:100%;height:auto}\
 .note{color:#8a4b00}.bad{color:#c62828;font-weight:bold}.ok{color:#2e7d32}\
 .more{color:#666;font-style:italic}code{font-size:13px}";

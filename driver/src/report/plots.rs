@@ -57,6 +57,18 @@ fn phase_color(phase: &str) -> RGBColor {
     }
 }
 
+/// An axis label: whole numbers without decimals, others with what they need.
+fn axis(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
 /// One line of a chart.
 struct Line {
     name: String,
@@ -138,6 +150,8 @@ fn draw_lines(
         .y_desc(y_desc)
         .light_line_style(RGBColor(238, 238, 238))
         .label_style((FONT, 12))
+        .x_label_formatter(&|v| axis(*v))
+        .y_label_formatter(&|v| axis(*v))
         .draw()?;
     for line in lines {
         if line.points.is_empty() {
@@ -355,7 +369,14 @@ fn histogram(area: &DrawingArea<SVGBackend<'_>, Shift>, title: &str, sorted: &[f
         .x_label_area_size(28)
         .y_label_area_size(48)
         .build_cartesian_2d(0f64..max, 0f64..top)?;
-    chart.configure_mesh().disable_x_mesh().light_line_style(RGBColor(238, 238, 238)).label_style((FONT, 10)).draw()?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(RGBColor(238, 238, 238))
+        .label_style((FONT, 10))
+        .x_label_formatter(&|v| axis(*v))
+        .y_label_formatter(&|v| axis(*v))
+        .draw()?;
     chart.draw_series(counts.iter().enumerate().map(|(i, n)| {
         let x0 = i as f64 * width;
         Rectangle::new([(x0, 0.0), (x0 + width * 0.92, *n as f64)], c.filled())
@@ -428,6 +449,8 @@ fn draw_timeline(root: &DrawingArea<SVGBackend<'_>, Shift>, runs: &[Run<'_>], x_
         .y_desc("step")
         .light_line_style(RGBColor(238, 238, 238))
         .label_style((FONT, 12))
+        .x_label_formatter(&|v| axis(*v))
+        .y_label_formatter(&|v| axis(*v))
         .draw()?;
     let ok = RGBColor(44, 160, 44);
     let bad = RGBColor(214, 39, 40);
