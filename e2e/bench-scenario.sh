@@ -73,7 +73,7 @@ folder, user, sys_, wall = sys.argv[1], *map(float, sys.argv[2:])
 steps = [json.load(open(p)) for p in sorted(glob.glob(os.path.join(folder, "steps", "*.json")))]
 late = [s["lateness_ms"] for s in steps]
 actions = [json.loads(l) for l in open(os.path.join(folder, "actions.jsonl"))]
-summary = json.load(open(os.path.join(folder, "summary.json")))
+summary = json.load(open(os.path.join(folder, "summary.json")))["run"]["details"]
 
 def q(values, p):  # nearest rank, as the driver computes it
     v = sorted(values)

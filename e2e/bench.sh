@@ -12,6 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Run folders of the replays below go there too, not into the working directory.
+export LOG_DIR=$work/runs
 say() { printf '\n== %s\n' "$*"; }
 
 cargo build -q --release -p rehearsal-driver

@@ -23,6 +23,12 @@ pub const CLEANUP: &str = "Cleanup";
 pub const POST_RUN_HOOKS: &str = "PostRunHooks";
 /// Stage condition: the run's evidence was uploaded to S3.
 pub const ARTIFACTS_UPLOADED: &str = "ArtifactsUploaded";
+/// Stage condition: what the run recorded (collectors, audit events); says once what this
+/// cluster does not offer (reason `Partial`), True when the run's folder holds its evidence.
+pub const EVIDENCE: &str = "Evidence";
+/// Stage condition: the run's pod latencies against `spec.collect.thresholds`; False names each
+/// breached figure.
+pub const THRESHOLDS_MET: &str = "ThresholdsMet";
 /// Scenario condition: the scenario passed validation.
 pub const VALID: &str = "Valid";
 

@@ -1,6 +1,6 @@
 //! Command-line flags of the driver.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -86,6 +86,20 @@ pub enum TraceCommand {
     },
 }
 
+/// Where a run's audit events come from (replay and scenario alike). Neither given: the run
+/// records everything else and says once that audit events are not available.
+#[derive(Args, Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditArgs {
+    /// The API server's audit log (JSON lines, `--audit-log-path`), followed from the run's
+    /// start; rotation and truncation are followed too.
+    #[arg(long, env = "AUDIT_LOG", value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
+    /// Receive the API server's audit webhook batches on http://ADDR:PORT/audit while the run
+    /// lasts (the API server's `--audit-webhook-config-file` points there).
+    #[arg(long, env = "AUDIT_WEBHOOK_LISTEN", value_name = "ADDR:PORT")]
+    pub audit_webhook_listen: Option<SocketAddr>,
+}
+
 /// Flags of `rehearsal-driver replay`; the first ones keep the SimKube driver's names.
 #[derive(Args, Debug, Clone)]
 pub struct ReplayArgs {
@@ -123,6 +137,23 @@ pub struct ReplayArgs {
     /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter expression).
     #[arg(short, long, default_value = "info")]
     pub verbosity: String,
+    /// Where the run folder goes: LOG_DIR/<simulation>/<run index>/ (collectors' JSON lines,
+    /// summary.json, report.html, manifest.json).
+    #[arg(long, env = "LOG_DIR", value_name = "DIR", default_value = "./rehearsal-logs")]
+    pub log_dir: PathBuf,
+    /// Bucket the run folder is uploaded to, under [S3_PREFIX/]<simulation>/<run index>/;
+    /// unset: the folder stays local [default: the Simulation's spec.artifacts.bucket].
+    #[arg(long, env = "S3_BUCKET", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// Key prefix in the bucket [default: the Simulation's spec.artifacts.prefix].
+    #[arg(long, env = "S3_PREFIX", value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Region of the bucket [default: the Simulation's spec.artifacts.region, else the AWS chain].
+    #[arg(long, env = "S3_REGION", value_name = "REGION")]
+    pub s3_region: Option<String>,
+    /// Audit event sources.
+    #[command(flatten)]
+    pub audit: AuditArgs,
 
     /// Index of this run within its Simulation (names the run's SimulationRoot).
     #[arg(long, default_value_t = 0)]
@@ -253,6 +284,17 @@ pub struct ScenarioArgs {
     /// fresh random id]. Lowercase letters, digits and '-', at most 48 characters.
     #[arg(long, value_name = "ID")]
     pub play_id: Option<String>,
+    /// With --sim-name: the run's index, so the logs go to LOG_DIR/<simulation>/<index>/ and
+    /// s3://<bucket>/[S3_PREFIX/]<simulation>/<index>/ (the operator sets it); without it, the
+    /// Karpenter driver's <run id>/<start time>/.
+    #[arg(long, value_name = "N")]
+    pub run_index: Option<u32>,
+    /// Key prefix in the bucket for a Simulation's runs (with --run-index).
+    #[arg(long, env = "S3_PREFIX", value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+    /// Audit event sources.
+    #[command(flatten)]
+    pub audit: AuditArgs,
     /// Log level or filter (error, warn, info, debug, trace, or an EnvFilter expression).
     #[arg(short, long, default_value = "info")]
     pub verbosity: String,

@@ -54,6 +54,11 @@ pub struct Args {
     #[arg(long, env = "REHEARSAL_TRACE_FILE_CLAIM", value_name = "NAME", requires = "trace_file_root",
         value_parser = trace_files::parse_claim)]
     pub trace_file_claim: Option<String>,
+    /// The API server's audit log (JSON lines) as driver pods can read it, passed to every
+    /// driver Job as AUDIT_LOG: runs then record their audit events. Unset: runs say that
+    /// audit events are not available (managed clusters keep them outside the cluster).
+    #[arg(long, env = "REHEARSAL_DRIVER_AUDIT_LOG", value_name = "PATH")]
+    pub driver_audit_log: Option<PathBuf>,
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub metrics_address: SocketAddr,

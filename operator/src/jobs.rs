@@ -22,7 +22,7 @@ pub const TLS_DIR: &str = "/etc/rehearsal/tls";
 pub const TRACE_DIR: &str = "/etc/rehearsal/trace";
 /// Taint of the local control plane's process-runner node (tolerated by driver pods).
 pub const RUNNER_TAINT: &str = "rehearsal.dev/runner";
-/// Where a scenario run writes its logs before the upload.
+/// Where a run writes its folder before the upload (an emptyDir).
 pub const LOG_DIR: &str = "/var/log/rehearsal";
 
 /// What a run plays.
@@ -65,8 +65,13 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
     ];
     let mut env_from = vec![];
     let mut file_root = None;
-    let mut volumes = vec![];
-    let mut mounts = vec![];
+    // The run folder: LOG_DIR/<simulation>/<run>/, uploaded from there.
+    let mut volumes = vec![json!({"name": "logs", "emptyDir": {}})];
+    let mut mounts = vec![json!({"name": "logs", "mountPath": LOG_DIR})];
+    env.push(json!({"name": "LOG_DIR", "value": LOG_DIR}));
+    if let Some(path) = &settings.driver_audit_log {
+        env.push(json!({"name": "AUDIT_LOG", "value": path.display().to_string()}));
+    }
     if let Some(a) = &spec.artifacts {
         if let Some(endpoint) = &a.endpoint {
             env.push(json!({"name": "AWS_ENDPOINT_URL", "value": endpoint}));
@@ -135,11 +140,11 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
             .collect()
         }
         Source::Scenario(scenario) => {
-            volumes.push(json!({"name": "logs", "emptyDir": {}}));
-            mounts.push(json!({"name": "logs", "mountPath": LOG_DIR}));
-            env.push(json!({"name": "LOG_DIR", "value": LOG_DIR}));
             if let Some(a) = &spec.artifacts {
                 env.push(json!({"name": "S3_BUCKET", "value": a.bucket}));
+                if let Some(prefix) = &a.prefix {
+                    env.push(json!({"name": "S3_PREFIX", "value": prefix}));
+                }
             }
             [
                 "scenario",
@@ -147,6 +152,8 @@ pub fn driver_job(sim: &Simulation, index: u32, source: &Source, settings: &Sett
                 scenario,
                 "--sim-name",
                 &name,
+                "--run-index",
+                &index.to_string(),
                 "--speed",
                 &speed,
                 "--cleanup-timeout",
@@ -317,6 +324,7 @@ pub fn driver_summary(sim: &Simulation) -> Option<String> {
         rehearsal_crds::conditions::REPLAY,
         rehearsal_crds::conditions::CLEANUP,
         rehearsal_crds::conditions::POST_RUN_HOOKS,
+        rehearsal_crds::conditions::THRESHOLDS_MET,
         rehearsal_crds::conditions::ARTIFACTS_UPLOADED,
     ];
     if let Some(c) =

@@ -26,6 +26,9 @@ pub struct Settings {
     pub trace_file_root: Option<PathBuf>,
     /// PersistentVolumeClaim mounted read-only at the file root in replay Jobs of file traces.
     pub trace_file_claim: Option<String>,
+    /// The API server's audit log as driver pods see it (AUDIT_LOG in their Jobs); None: runs
+    /// record no audit events and say so.
+    pub driver_audit_log: Option<PathBuf>,
 }
 
 impl Settings {
@@ -42,6 +45,7 @@ impl Settings {
             allow_hooks: true,
             trace_file_root: None,
             trace_file_claim: None,
+            driver_audit_log: None,
         }
     }
 
@@ -65,6 +69,7 @@ impl From<&crate::cli::Args> for Settings {
             allow_hooks: a.allow_hooks,
             trace_file_root: a.trace_file_root.clone(),
             trace_file_claim: a.trace_file_claim.clone(),
+            driver_audit_log: a.driver_audit_log.clone(),
         }
     }
 }

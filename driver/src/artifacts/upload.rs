@@ -104,6 +104,8 @@ pub fn content_type(path: &Path) -> &'static str {
         Some("json") => "application/json",
         Some("jsonl") => "application/x-ndjson",
         Some("yaml" | "yml") => "application/yaml",
+        // Opened in the browser from S3, not downloaded.
+        Some("html") => "text/html; charset=utf-8",
         _ => "application/octet-stream",
     }
 }
@@ -369,6 +371,7 @@ mod tests {
         assert_eq!(key_for("/run/t/", Path::new("summary.json")), "run/t/summary.json");
         assert_eq!(content_type(Path::new("actions.jsonl")), "application/x-ndjson");
         assert_eq!(content_type(Path::new("scenario.yaml")), "application/yaml");
+        assert_eq!(content_type(Path::new("report.html")), "text/html; charset=utf-8");
     }
 
     #[test]

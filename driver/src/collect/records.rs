@@ -224,7 +224,8 @@ pub struct AuditRecord {
     pub stage: String,
     /// get, list, create, update, patch, delete, ...
     pub verb: String,
-    /// The request URI.
+    /// The request URI (`requestURI`, as the API server spells it).
+    #[serde(rename = "requestURI")]
     pub request_uri: String,
     /// Who asked (`user.username`).
     #[serde(default)]

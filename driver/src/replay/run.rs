@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::{Resource, ResourceExt};
 use rehearsal_crds::conditions::{self, Status};
@@ -15,8 +16,13 @@ use super::clock::PreciseClock;
 use super::engine::{self, Settings, Stats};
 use super::objects::RootRef;
 use super::{probe, root};
+use crate::artifacts::evidence::{Evidence, EvidenceError, EvidenceSettings, S3Target, fresh_folder};
+use crate::artifacts::layout;
+use crate::audit::AuditScope;
 use crate::cli::ReplayArgs;
+use crate::collect::Scope;
 use crate::hooks;
+use crate::report::{Quantiles, RunFacts, RunKind, RunResult};
 use crate::signals::Signals;
 use crate::status::Reporter;
 use crate::trace::Trace;
@@ -55,6 +61,29 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
         }
     };
     let args = &resolved;
+    let run_start = Timestamp::now();
+    // The run folder and the bucket before anything is applied: a run whose evidence cannot be
+    // kept does not start.
+    let settings = evidence_settings(args, &sim);
+    let prepared = match fresh_folder(&settings.folder.dir) {
+        Ok(()) => Evidence::prepare(settings).await,
+        Err(e) => Err(e),
+    };
+    let mut evidence = match prepared {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = if matches!(e, EvidenceError::NotWritable(_)) { "NotWritable" } else { "FolderFailed" };
+            reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::False, reason, e.to_string()).await;
+            return Err(fail(conditions::ARTIFACTS_UPLOADED, e));
+        }
+    };
+    tracing::info!(dir = %evidence.dir().display(), "run folder");
+    let missing = evidence.start(&client).await;
+    if missing.is_empty() {
+        reporter.stage(conditions::EVIDENCE, Status::True, "Recording", "collectors and audit events recording").await;
+    } else {
+        reporter.stage(conditions::EVIDENCE, Status::True, "Partial", missing.join("; ")).await;
+    }
     let signals = Signals::listen("replay");
     let sim_json = serde_json::to_vec(&sim).unwrap_or_default();
     let hooks = sim.spec.hooks.clone().unwrap_or_default();
@@ -74,6 +103,12 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
         result = replay_stages(&client, args, &sim, &reporter, &roots, &mut made, &signals).await;
         listener = made.listener;
         run_root = made.root;
+    }
+
+    // The evidence so far, before a possibly long cleanup.
+    let mut facts = run_facts(args, &sim, run_start, &result, signals.stop_requested());
+    if run_root.is_some() {
+        evidence.checkpoint(&facts).await;
     }
 
     // 6. Cleanup, whenever a root was made; a second signal skips it (the status says so).
@@ -99,14 +134,20 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
                 args.prefix()
             );
             reporter.stage(conditions::CLEANUP, Status::False, "CleanupSkipped", msg.clone()).await;
+            // The evidence is still written and uploaded: only the cleanup is skipped.
+            facts.cleanup = Some(msg.clone());
+            facts.result = RunResult::Interrupted;
+            let _ = finish_evidence(evidence, &reporter, facts, &mut result).await;
             return Err(fail(conditions::CLEANUP, msg));
         };
         match deleted {
             Ok(()) => {
                 let msg = format!("everything the run created is gone ({:.1} s)", started.elapsed().as_secs_f64());
+                facts.cleanup = Some(msg.clone());
                 reporter.stage(conditions::CLEANUP, Status::True, "Deleted", msg).await;
             }
             Err(e) => {
+                facts.cleanup = Some(format!("failed: {e}"));
                 let reason =
                     if matches!(e, root::RootError::Timeout { .. }) { "CleanupTimedOut" } else { "CleanupFailed" };
                 reporter.stage(conditions::CLEANUP, Status::False, reason, e.to_string()).await;
@@ -162,7 +203,112 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
             }
         }
     }
+
+    // 9. Summary, report, manifest and the upload: after everything, so they hold it all.
+    let interrupted = signals.stop_requested();
+    let mut facts_end = run_facts(args, &sim, run_start, &result, interrupted);
+    facts_end.cleanup = facts.cleanup.take();
+    facts_end.lateness_ms = result.as_ref().ok().and_then(|s| Quantiles::of_durations(&s.lateness));
+    if let Ok(stats) = &result {
+        facts_end.details.insert("events".into(), serde_json::json!(stats.events));
+        facts_end.details.insert("applied".into(), serde_json::json!(stats.applied));
+        facts_end.details.insert("deleted".into(), serde_json::json!(stats.deleted));
+        facts_end.details.insert("skipped".into(), serde_json::json!(stats.skipped.len()));
+        facts_end.details.insert("failed".into(), serde_json::json!(stats.failed.len()));
+    }
+    finish_evidence(evidence, &reporter, facts_end, &mut result).await;
     result
+}
+
+/// Where the run's evidence goes: flags first, then the Simulation's `spec.artifacts` and
+/// `spec.collect`.
+fn evidence_settings(args: &ReplayArgs, sim: &Simulation) -> EvidenceSettings {
+    let artifacts = sim.spec.artifacts.as_ref();
+    let prefix = args.s3_prefix.clone().or_else(|| artifacts.and_then(|a| a.prefix.clone()));
+    let bucket = args.s3_bucket.clone().filter(|b| !b.is_empty()).or_else(|| artifacts.map(|a| a.bucket.clone()));
+    let region = args.s3_region.clone().filter(|r| !r.is_empty()).or_else(|| artifacts.and_then(|a| a.region.clone()));
+    EvidenceSettings {
+        folder: layout::simulation_run(&args.log_dir, prefix.as_deref(), &args.sim_name, args.run_index),
+        s3: bucket.map(|bucket| S3Target { bucket, region }),
+        collect: sim.spec.collect.clone().unwrap_or_default(),
+        scope: Scope::Prefix { prefix: args.prefix().to_string(), simulation: Some(args.sim_name.clone()) },
+        audit_scope: AuditScope {
+            namespaces: Vec::new(),
+            namespace_prefix: Some(args.prefix().to_string()),
+            simulation: Some(args.sim_name.clone()),
+        },
+        audit_log: args.audit.audit_log.clone(),
+        audit_webhook_listen: args.audit.audit_webhook_listen,
+    }
+}
+
+/// The run's facts for its summary, as they stand.
+fn run_facts(
+    args: &ReplayArgs,
+    sim: &Simulation,
+    start: Timestamp,
+    result: &Result<Stats, RunError>,
+    interrupted: bool,
+) -> RunFacts {
+    let mut details = std::collections::BTreeMap::new();
+    details.insert("speed".to_string(), serde_json::json!(args.speed()));
+    details.insert("virtual_namespace_prefix".to_string(), serde_json::json!(args.prefix()));
+    details.insert("trace".to_string(), serde_json::json!(args.trace_path));
+    RunFacts {
+        kind: RunKind::Replay,
+        name: args.sim_name.clone(),
+        simulation: Some(args.sim_name.clone()),
+        run: args.run_index.to_string(),
+        start: Some(start.to_string()),
+        end: Some(Timestamp::now().to_string()),
+        result: match result {
+            Ok(_) => RunResult::Succeeded,
+            Err(_) if interrupted => RunResult::Interrupted,
+            Err(_) => RunResult::Failed,
+        },
+        failures: result.as_ref().err().map(|e| vec![e.to_string()]).unwrap_or_default(),
+        thresholds: sim.spec.collect.as_ref().map(|c| c.thresholds.clone()).unwrap_or_default(),
+        details,
+        ..RunFacts::default()
+    }
+}
+
+/// Writes the summary, report and manifest, uploads the folder, and reports thresholds and
+/// the upload on the Simulation; a breach or a failed upload fails a run that had succeeded.
+async fn finish_evidence(
+    evidence: Evidence,
+    reporter: &Reporter,
+    facts: RunFacts,
+    result: &mut Result<Stats, RunError>,
+) -> Option<String> {
+    let has_thresholds = !facts.thresholds.is_empty();
+    let finished = evidence.finish(&facts).await;
+    for note in &finished.notes {
+        tracing::warn!("{note}");
+    }
+    if let Some(written) = &finished.written {
+        let breaches = written.breaches();
+        if !breaches.is_empty() {
+            let msg = breaches.join("; ");
+            reporter.stage(conditions::THRESHOLDS_MET, Status::False, "Breached", msg.clone()).await;
+            if result.is_ok() {
+                *result = Err(fail(conditions::THRESHOLDS_MET, msg));
+            }
+        } else if has_thresholds {
+            reporter.stage(conditions::THRESHOLDS_MET, Status::True, "Met", "every threshold met").await;
+        }
+        tracing::info!(report = %written.report_path.display(), "report written");
+    }
+    if let Some(e) = &finished.upload_error {
+        reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::False, "UploadFailed", e.clone()).await;
+        if result.is_ok() {
+            *result = Err(fail(conditions::ARTIFACTS_UPLOADED, e));
+        }
+    }
+    if let Some(uri) = &finished.uri {
+        reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::True, "Uploaded", uri.clone()).await;
+    }
+    finished.uri
 }
 
 /// What the stages made that the end of the run must release.

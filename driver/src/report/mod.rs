@@ -44,7 +44,8 @@
 //!   NodeClaim records).
 //! - `workloads` (from `workloads.jsonl`): `total`, `by_kind`, `plotted`.
 //! - `scenario` (scenario runs, from `actions.jsonl` and `workloads.jsonl`): `actions`,
-//!   `failed_actions`, `steps_played`, `scale_to_available_ms` (quantiles over the steps with
+//!   `failed_actions`, `steps_played` (the player's count, empty steps included; else the
+//!   steps found in actions.jsonl), `scale_to_available_ms` (quantiles over the steps with
 //!   scale actions), `steps`: per step played `step`, `step_name`, `started`, `lateness_ms`,
 //!   `actions`, `failed_actions`, `scale_actions`, `all_available_ms` (from the step's first
 //!   scale action to every Deployment it scaled having exactly the replicas asked for, all
@@ -480,7 +481,12 @@ pub fn analyse(dir: &Path, facts: &RunFacts) -> Result<Analysis, ReportError> {
     let mut timeline = vec![];
     let scenario = steps.map(|s| {
         failed_actions.clone_from(&s.failed_lines);
-        let (figures, steps_timeline, step_lateness, action_lateness) = s.finish(workloads_read.present);
+        let (mut figures, steps_timeline, step_lateness, action_lateness) = s.finish(workloads_read.present);
+        // actions.jsonl only knows the steps that had actions; the player counts every step
+        // it played, empty ones too.
+        if let Some(played) = facts.details.get("steps").and_then(|v| v.get("played")).and_then(Value::as_u64) {
+            figures.steps_played = played;
+        }
         timeline = steps_timeline;
         if lateness.run.is_none() {
             lateness.run = Quantiles::of_ms(step_lateness);

@@ -333,7 +333,7 @@ fn failures_from_events_and_audit_counts() {
         ],
     );
     let audit = |verb: &str, code: i32| {
-        json!({"auditID": "a", "stage": "ResponseComplete", "verb": verb, "requestUri": "/api", "code": code,
+        json!({"auditID": "a", "stage": "ResponseComplete", "verb": verb, "requestURI": "/api", "code": code,
             "requestReceivedTimestamp": t(0), "stageTimestamp": t(1)})
     };
     lines(tmp.path(), "audit.jsonl", &[audit("create", 201), audit("create", 409), audit("delete", 200)]);

@@ -48,6 +48,18 @@ impl LogLayout {
         LogLayout { dir: log_dir.join(run_id).join(leaf), relative: format!("{run_id}/{leaf}") }
     }
 
+    /// The folder of run `index` of Simulation `simulation` (`LOG_DIR/<simulation>/<index>/`,
+    /// key `[prefix/]<simulation>/<index>`), emptied of an earlier attempt's files, with `steps/`.
+    pub fn for_simulation(log_dir: &Path, prefix: Option<&str>, simulation: &str, index: u32) -> std::io::Result<Self> {
+        let folder = crate::artifacts::layout::simulation_run(log_dir, prefix, simulation, index);
+        if folder.dir.exists() {
+            std::fs::remove_dir_all(&folder.dir)?;
+        }
+        let layout = LogLayout { dir: folder.dir, relative: folder.key_prefix };
+        std::fs::create_dir_all(layout.steps_dir())?;
+        Ok(layout)
+    }
+
     /// Creates the folder (and `steps/`); if a run of the same start second already has it,
     /// uses `<start time>-2`, `-3`, ... instead.
     pub fn create(log_dir: &Path, run_id: &str, started: Timestamp) -> std::io::Result<Self> {

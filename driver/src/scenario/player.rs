@@ -46,8 +46,14 @@ use super::snapshot::{self, StepSnapshot};
 use super::source::{self, Playable};
 use super::summary::{ActionCounts, Quantiles, StepCounts, Summary};
 use super::upload;
+use crate::artifacts::evidence::{Evidence, EvidenceSettings, S3Target};
+use crate::artifacts::layout::RunFolder;
+use crate::audit::AuditScope;
+use crate::collect::Scope as CollectScope;
 use crate::replay::clock::{Clock, PreciseClock, lateness};
+use crate::report::{Quantiles as ReportQuantiles, RunFacts, RunKind, RunResult};
 use crate::status::Reporter;
+use rehearsal_crds::Collect;
 
 /// Failures kept in the summary and the Replay condition; the rest are counted.
 const MAX_FAILURES_LISTED: usize = 20;
@@ -211,7 +217,7 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
             }
         }
     };
-    let reporter = reporter(&client, settings).await?;
+    let (reporter, collect) = reporter(&client, settings).await?;
 
     // Every kind the scenario names, before anything is applied.
     let resolved = match resolve_kinds(&client, &playable).await {
@@ -225,26 +231,45 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
         tracing::warn!("{warning}");
     }
 
-    let layout = LogLayout::create(&settings.log_dir, &playable.run_id, run_start).map_err(|e| {
+    // The Karpenter driver's <run id>/<start time>/, or <simulation>/<index>/ for a
+    // Simulation's run.
+    let layout = match (&settings.sim_name, settings.run_index) {
+        (Some(sim), Some(index)) => {
+            LogLayout::for_simulation(&settings.log_dir, settings.s3_prefix.as_deref(), sim, index)
+        }
+        _ => LogLayout::create(&settings.log_dir, &playable.run_id, run_start),
+    };
+    let layout = layout.map_err(|e| {
         PlayError::Setup(format!("cannot create the log folder under {}: {e}", settings.log_dir.display()))
     })?;
     tracing::info!(dir = %layout.dir.display(), "logs");
+    let namespace = playable.scenario.spec.namespace.clone();
+    let evidence_settings = EvidenceSettings {
+        folder: RunFolder { dir: layout.dir.clone(), key_prefix: layout.relative.clone() },
+        s3: settings.s3.as_ref().map(|t| S3Target { bucket: t.bucket.clone(), region: Some(t.region.clone()) }),
+        collect: collect.clone(),
+        scope: CollectScope::Namespace(namespace.clone()),
+        audit_scope: AuditScope {
+            namespaces: vec![namespace],
+            namespace_prefix: None,
+            simulation: settings.sim_name.clone(),
+        },
+        audit_log: settings.audit_log.clone(),
+        audit_webhook_listen: settings.audit_webhook_listen,
+    };
     // S3 before anything is applied: a run whose evidence cannot be kept is not started.
-    let mut streamer = None;
-    if let Some(target) = &settings.s3 {
-        let s3 = upload::client(&target.region).await;
-        if let Err(e) = upload::check_writable(&s3, &target.bucket, &layout.relative).await {
+    let mut evidence = match Evidence::prepare(evidence_settings).await {
+        Ok(e) => e,
+        Err(e) => {
             reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::False, "NotWritable", e.to_string()).await;
             return Err(PlayError::Setup(e.to_string()));
         }
-        let to = upload::StreamTarget {
-            s3,
-            bucket: target.bucket.clone(),
-            prefix: layout.relative.clone(),
-            dir: layout.dir.clone(),
-        };
-        let actions = layout.actions_file().strip_prefix(&layout.dir).map(PathBuf::from).unwrap_or_default();
-        streamer = Some(upload::Streamer::start(to, vec![actions], upload::ACTIONS_EVERY));
+    };
+    let missing = evidence.start(&client).await;
+    if missing.is_empty() {
+        reporter.stage(conditions::EVIDENCE, Status::True, "Recording", "collectors and audit events recording").await;
+    } else {
+        reporter.stage(conditions::EVIDENCE, Status::True, "Partial", missing.join("; ")).await;
     }
     let identity = Identity {
         run_id: playable.run_id.clone(),
@@ -253,18 +278,23 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
     };
     tracing::info!(play = %identity.play_id, run = %identity.run_id, "play identity (label {})", rehearsal_crds::keys::PLAY_LABEL);
     let mut play = Play::new(&client, settings, &playable, &resolved, &layout, &reporter, origin, run_start, identity);
-    play.streamer = streamer;
+    play.evidence = Some(evidence);
+    play.thresholds = collect.thresholds;
     let mut stop = stop_on_signal();
     play.run(&mut stop).await;
     Ok(PlayReport { log_dir: layout.dir.clone(), summary: play.finish().await })
 }
 
-/// The Reporter of `--sim-name` (logging only without it).
-async fn reporter(client: &kube::Client, settings: &Settings) -> Result<Reporter, PlayError> {
-    let Some(name) = &settings.sim_name else { return Ok(Reporter::new(None, "", None)) };
+/// The Reporter of `--sim-name` (logging only without it), and what the Simulation asks to
+/// collect (everything without one).
+async fn reporter(client: &kube::Client, settings: &Settings) -> Result<(Reporter, Collect), PlayError> {
+    let Some(name) = &settings.sim_name else { return Ok((Reporter::new(None, "", None), Collect::default())) };
     let api: Api<Simulation> = Api::all(client.clone());
     match api.get_opt(name).await {
-        Ok(Some(sim)) => Ok(Reporter::new(Some(api), name, sim.metadata.generation)),
+        Ok(Some(sim)) => {
+            let collect = sim.spec.collect.clone().unwrap_or_default();
+            Ok((Reporter::new(Some(api), name, sim.metadata.generation), collect))
+        }
         Ok(None) => Err(PlayError::Setup(format!("Simulation {name:?} (--sim-name) not found"))),
         Err(e) => Err(PlayError::Setup(format!("cannot read Simulation {name:?} (--sim-name): {e}"))),
     }
@@ -275,7 +305,7 @@ async fn report_invalid(client: &kube::Client, settings: &Settings, e: &Scenario
     if settings.sim_name.is_none() {
         return;
     }
-    if let Ok(reporter) = reporter(client, settings).await {
+    if let Ok((reporter, _)) = reporter(client, settings).await {
         reporter.stage(conditions::REPLAY, Status::False, "InvalidScenario", e.to_string()).await;
     }
 }
@@ -406,8 +436,12 @@ struct Play<'a> {
     ledger: Arc<Ledger>,
     /// Renews the play's Lease while the play runs.
     lease: Option<LeaseGuard>,
-    /// Uploads files as the play goes (with a bucket).
-    streamer: Option<upload::Streamer>,
+    /// The run's evidence: collectors, audit, uploads as the play goes, summary and report.
+    evidence: Option<Evidence>,
+    /// `spec.collect.thresholds` of the Simulation.
+    thresholds: Vec<rehearsal_crds::simulation::Threshold>,
+    /// A signal stopped the play.
+    steps_interrupted: bool,
 }
 
 impl<'a> Play<'a> {
@@ -445,7 +479,9 @@ impl<'a> Play<'a> {
             identity,
             ledger: Arc::new(Ledger::default()),
             lease: None,
-            streamer: None,
+            evidence: None,
+            thresholds: Vec::new(),
+            steps_interrupted: false,
         }
     }
 
@@ -469,7 +505,7 @@ impl<'a> Play<'a> {
                 if let Err(e) = std::fs::write(self.layout.scenario_file(), yaml) {
                     self.fail(format!("cannot write {}: {e}", self.layout.scenario_file().display()));
                 } else {
-                    let tx = self.streamer.as_ref().map(upload::Streamer::sender);
+                    let tx = self.evidence.as_ref().and_then(Evidence::stream_sender);
                     upload::stream(tx.as_ref(), &self.layout.dir, &self.layout.scenario_file());
                 }
             }
@@ -482,6 +518,7 @@ impl<'a> Play<'a> {
         match set_up {
             Ok(()) => self.play_steps(&PreciseClock, stop).await,
             Err((reason, message)) => {
+                self.steps_interrupted = reason == "Interrupted";
                 self.reporter.stage(conditions::REPLAY, Status::False, reason, message.clone()).await;
                 self.fail(format!("{} failed: {message}", conditions::REPLAY));
             }
@@ -746,7 +783,8 @@ impl<'a> Play<'a> {
                 errors: Vec::new(),
             };
             let path = self.layout.step_file(k + 1, total, &step.name);
-            let stream = self.streamer.as_ref().map(|s| (s.sender(), self.layout.dir.clone()));
+            let stream =
+                self.evidence.as_ref().and_then(Evidence::stream_sender).map(|tx| (tx, self.layout.dir.clone()));
             snapshots.push(tokio::spawn(take_snapshot(
                 self.client.clone(),
                 spec.namespace.clone(),
@@ -787,6 +825,7 @@ impl<'a> Play<'a> {
         if interrupted {
             self.reporter.stage(conditions::REPLAY, Status::False, "Interrupted", summary.clone()).await;
             self.fail(format!("interrupted after step {} of {total}", self.steps_played));
+            self.steps_interrupted = true;
         } else if self.actions.failed > 0 {
             self.reporter.stage(conditions::REPLAY, Status::False, "ActionsFailed", summary).await;
         } else {
@@ -794,23 +833,16 @@ impl<'a> Play<'a> {
         }
     }
 
-    /// Stage 5: summary and upload, cleanup, then summary and upload again with the cleanup's
-    /// result: a driver killed during a long cleanup has already left its logs.
+    /// Stage 5: summary and upload, cleanup, then the collectors stopped, `summary.json`,
+    /// `report.html`, `manifest.json` and the upload again with the cleanup's result: a driver
+    /// killed during a long cleanup has already left its evidence.
     async fn finish(mut self) -> Summary {
-        // What is queued goes up first; the uploads below send the whole folder again.
-        if let Some(streamer) = self.streamer.take() {
-            streamer.finish(Duration::from_secs(60)).await;
-        }
-        if self.settings.s3.is_some() && self.namespace.is_some() && !self.settings.keep {
-            let early = self.summary(None);
-            if write_json(&self.layout.summary_file(), &early).is_ok()
-                && let Some(target) = &self.settings.s3
-            {
-                let s3 = upload::client(&target.region).await;
-                if let Err(e) = upload::upload_dir(&s3, &target.bucket, &self.layout.relative, &self.layout.dir).await {
-                    tracing::warn!(error = %e, "logs before the cleanup: upload failed; trying again after it");
-                }
-            }
+        let mut evidence = self.evidence.take();
+        if let Some(e) = evidence.as_mut()
+            && self.namespace.is_some()
+            && !self.settings.keep
+        {
+            e.checkpoint(&self.facts(&self.summary(None))).await;
         }
         if let Some(namespace) = self.namespace.clone() {
             if self.settings.keep {
@@ -822,30 +854,81 @@ impl<'a> Play<'a> {
                 self.clean_up(&namespace).await;
             }
         }
-        let uri = self.settings.s3.as_ref().map(|t| upload::s3_uri(&t.bucket, &self.layout.relative));
-        let mut summary = self.summary(uri.clone());
-        if let Err(e) = write_json(&self.layout.summary_file(), &summary) {
-            self.fail(format!("cannot write {}: {e}", self.layout.summary_file().display()));
+        let Some(evidence) = evidence else { return self.summary(None) };
+        let uri = evidence.uri();
+        let facts = self.facts(&self.summary(uri.clone()));
+        let finished = evidence.finish(&facts).await;
+        for note in &finished.notes {
+            tracing::warn!("{note}");
         }
-        if let (Some(target), Some(uri)) = (&self.settings.s3, &uri) {
-            let s3 = upload::client(&target.region).await;
-            match upload::upload_dir(&s3, &target.bucket, &self.layout.relative, &self.layout.dir).await {
-                Ok(n) => {
-                    self.reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::True, "Uploaded", uri.clone()).await;
-                    tracing::info!(files = n, %uri, "logs uploaded");
-                }
-                Err(e) => {
-                    self.reporter
-                        .stage(conditions::ARTIFACTS_UPLOADED, Status::False, "UploadFailed", e.to_string())
-                        .await;
-                    self.fail(format!("{} failed: {e}", conditions::ARTIFACTS_UPLOADED));
-                    // The local summary says so too.
-                    summary = self.summary(None);
-                    let _ = write_json(&self.layout.summary_file(), &summary);
-                }
+        let mut rewrite = false;
+        if let Some(written) = &finished.written {
+            let breaches = written.breaches().to_vec();
+            if !breaches.is_empty() {
+                let msg = breaches.join("; ");
+                self.reporter.stage(conditions::THRESHOLDS_MET, Status::False, "Breached", msg.clone()).await;
+                self.fail(format!("{} failed: {msg}", conditions::THRESHOLDS_MET));
+            } else if !self.thresholds.is_empty() {
+                self.reporter.stage(conditions::THRESHOLDS_MET, Status::True, "Met", "every threshold met").await;
+            }
+            tracing::info!(report = %written.report_path.display(), "report written");
+        }
+        match (&finished.uri, &finished.upload_error) {
+            (Some(uri), _) => {
+                self.reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::True, "Uploaded", uri.clone()).await;
+            }
+            (None, Some(e)) => {
+                self.reporter.stage(conditions::ARTIFACTS_UPLOADED, Status::False, "UploadFailed", e.clone()).await;
+                self.fail(format!("{} failed: {e}", conditions::ARTIFACTS_UPLOADED));
+                rewrite = true;
+            }
+            (None, None) => {}
+        }
+        let summary = self.summary(finished.uri.clone());
+        if rewrite {
+            // The local summary says the upload failed too.
+            if let Err(e) = crate::report::write(&self.layout.dir, &self.facts(&summary)) {
+                tracing::warn!(error = %e, "summary after the failed upload");
             }
         }
         summary
+    }
+
+    /// The facts of the play for `summary.json` (the player's own figures under `details`).
+    fn facts(&self, summary: &Summary) -> RunFacts {
+        let mut details = std::collections::BTreeMap::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(summary) {
+            for (k, v) in map {
+                details.insert(k, v);
+            }
+        }
+        let result = if self.steps_interrupted {
+            RunResult::Interrupted
+        } else if summary.failures.is_empty() {
+            RunResult::Succeeded
+        } else {
+            RunResult::Failed
+        };
+        RunFacts {
+            kind: RunKind::Scenario,
+            name: summary.scenario.clone(),
+            simulation: self.settings.sim_name.clone(),
+            run: match self.settings.run_index {
+                Some(i) if self.settings.sim_name.is_some() => i.to_string(),
+                _ => self.layout.relative.clone(),
+            },
+            start: Some(summary.start.clone()),
+            end: Some(summary.end.clone()),
+            result,
+            failures: summary.failures.clone(),
+            cleanup: Some(summary.cleanup.clone()),
+            lateness_ms: ReportQuantiles::of_durations(&self.step_lateness),
+            action_lateness_ms: ReportQuantiles::of_durations(&self.action_lateness),
+            artifact_uri: summary.s3_uri.clone(),
+            thresholds: self.thresholds.clone(),
+            details,
+            notes: summary.skipped.clone(),
+        }
     }
 
     fn label(&self) -> String {

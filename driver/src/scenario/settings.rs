@@ -106,6 +106,14 @@ pub struct Settings {
     pub adopt: bool,
     /// The play's id (`--play-id`); None: a fresh one.
     pub play_id: Option<String>,
+    /// With `sim_name`: the run's index, for the `<simulation>/<index>/` layout.
+    pub run_index: Option<u32>,
+    /// Key prefix of a Simulation's runs in the bucket.
+    pub s3_prefix: Option<String>,
+    /// The API server's audit log.
+    pub audit_log: Option<PathBuf>,
+    /// Where to receive the API server's audit webhook.
+    pub audit_webhook_listen: Option<std::net::SocketAddr>,
 }
 
 /// Resolves and checks the flags of `rehearsal-driver scenario`.
@@ -208,6 +216,13 @@ pub fn resolve(args: &ScenarioArgs) -> Result<Settings, SettingsError> {
     {
         return Err(SettingsError::BadFlag { flag: "--play-id", value: id.clone(), rule });
     }
+    if let (Some(index), None) = (args.run_index, &sim_name) {
+        return Err(SettingsError::BadFlag {
+            flag: "--run-index",
+            value: index.to_string(),
+            rule: "needs --sim-name: it numbers a Simulation's runs",
+        });
+    }
     Ok(Settings {
         source,
         sim_name,
@@ -222,6 +237,10 @@ pub fn resolve(args: &ScenarioArgs) -> Result<Settings, SettingsError> {
         keep: args.keep,
         adopt: args.adopt,
         play_id,
+        run_index: args.run_index,
+        s3_prefix: set(&args.s3_prefix).map(str::to_string),
+        audit_log: args.audit.audit_log.clone(),
+        audit_webhook_listen: args.audit.audit_webhook_listen,
     })
 }
 
@@ -274,6 +293,9 @@ mod tests {
             keep: false,
             adopt: false,
             play_id: None,
+            run_index: None,
+            s3_prefix: None,
+            audit: crate::cli::AuditArgs::default(),
             verbosity: "info".into(),
         }
     }
@@ -379,6 +401,10 @@ mod tests {
             (
                 ScenarioArgs { play_id: Some("p".repeat(49)), ..with_dir() },
                 &format!("--play-id {:?}: a play id has 1 to 48 characters", "p".repeat(49)),
+            ),
+            (
+                ScenarioArgs { run_index: Some(2), ..with_dir() },
+                r#"--run-index "2": needs --sim-name: it numbers a Simulation's runs"#,
             ),
             (ScenarioArgs { speed: 0.0, ..with_dir() }, r#"--speed "0": must be a number from 0.001 to 10000"#),
             (

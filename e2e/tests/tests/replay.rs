@@ -76,6 +76,8 @@ async fn run_driver(
         .args(["--trace-path", trace, "--speed", &speed.to_string(), "--admission-webhook-port", &port.to_string()])
         .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
         .args(["--cleanup-timeout", "120", "-v", "info,rehearsal_driver=debug"])
+        // The run folder in the test's temporary folder, not the working directory.
+        .env("LOG_DIR", dir.path())
         .kill_on_drop(true)
         .output();
     let out = tokio::time::timeout(Duration::from_secs(300), out)
@@ -371,6 +373,7 @@ async fn signals_stop_the_replay_and_the_cleanup_still_runs() {
             .args(["--trace-path", &trace, "--admission-webhook-port", &port.to_string()])
             .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
             .args(["--cleanup-timeout", "120"])
+            .env("LOG_DIR", dir.path())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()

@@ -47,6 +47,7 @@ async fn replay_cleanup_survives_an_api_server_restart() {
         .args(["--trace-path", &trace, "--admission-webhook-port", &port.to_string()])
         .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
         .args(["--cleanup-timeout", "240"])
+        .env("LOG_DIR", dir.path())
         .kill_on_drop(true)
         .output();
     let namespace = format!("{prefix}-shop");

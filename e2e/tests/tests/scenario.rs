@@ -318,10 +318,17 @@ async fn karpenter_fixture_plays_on_virtual_nodes_and_leaves_nothing() {
     let placed = check_steps(folder, &scales, 60);
     assert!(placed > 1000, "only {placed} pod placements seen over 60 steps");
     let summary = read_json(&folder.join("summary.json"));
-    assert_eq!(summary["steps"]["played"], 60);
-    assert_eq!(summary["actions"]["failed"], 0);
-    assert_eq!(summary["result"], "succeeded");
+    // summary.json: the report's figures, the player's own under run.details.
+    assert_eq!(summary["run"]["details"]["steps"]["played"], 60);
+    assert_eq!(summary["run"]["details"]["actions"]["failed"], 0);
+    assert_eq!(summary["run"]["result"], "succeeded");
+    assert_eq!(summary["verdict"]["status"], "passed", "{}", summary["verdict"]);
+    assert_eq!(summary["scenario"]["steps_played"], 60);
     println!("step lateness (ms): {}", summary["lateness_ms"]);
+    // The evidence every run leaves, beside the steps.
+    for file in ["pods.jsonl", "nodes.jsonl", "workloads.jsonl", "events.jsonl", "report.html", "manifest.json"] {
+        assert!(folder.join(file).is_file(), "{file} missing in {}", folder.display());
+    }
 
     // The upload: every file under s3://bucket/<run id>/<start>/, one read back byte for byte.
     let relative = folder.strip_prefix(logs.path()).expect("inside LOG_DIR").display().to_string();
@@ -456,7 +463,7 @@ async fn same_scenario_runs_again_on_the_same_namespace() {
     let folders = log_folders(logs.path());
     assert_eq!(folders.len(), 4, "each run has its own log folder: {folders:?}");
     for (i, folder) in folders.iter().enumerate() {
-        let result = read_json(&folder.join("summary.json"))["result"].clone();
+        let result = read_json(&folder.join("summary.json"))["run"]["result"].clone();
         if result == "failed" {
             assert_eq!(i, 2, "only the third run fails");
             continue;
@@ -556,8 +563,9 @@ async fn every_action_type_plays_and_a_failed_action_does_not_stop_the_run() {
     assert_eq!(steps[1]["deployments"][0]["available"], 2, "WAIT_AVAILABLE returned before web was available");
     assert_eq!(steps[2]["deployments"].as_array().map(Vec::len), Some(0), "web was deleted at step 3");
     let summary = read_json(&folder.join("summary.json"));
-    assert_eq!((summary["actions"]["ok"].as_u64(), summary["actions"]["failed"].as_u64()), (Some(5), Some(1)));
-    assert_eq!(summary["result"], "failed");
+    let actions = &summary["run"]["details"]["actions"];
+    assert_eq!((actions["ok"].as_u64(), actions["failed"].as_u64()), (Some(5), Some(1)));
+    assert_eq!(summary["run"]["result"], "failed");
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(&namespace).await.expect("read namespace").is_none(), "namespace left");
 }
@@ -610,7 +618,7 @@ async fn scenario_object_reports_on_its_simulation_and_a_failed_upload_fails_the
     // It played in the Scenario's namespace.
     let folders = log_folders(logs.path());
     assert_eq!(folders.len(), 1);
-    assert_eq!(read_json(&folders[0].join("summary.json"))["namespace"], namespace.as_str());
+    assert_eq!(read_json(&folders[0].join("summary.json"))["run"]["details"]["namespace"], namespace.as_str());
     assert_nothing_left(&client, &namespace).await;
 
     // A bucket it cannot write to: refused before the first action, nothing applied.
@@ -816,11 +824,11 @@ async fn concurrent_plays_of_one_scenario_keep_to_their_own() {
         .expect("logs")
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .find(|p| read_json(&p.join("summary.json"))["play_id"] == id_a.as_str())
+        .find(|p| read_json(&p.join("summary.json"))["run"]["details"]["play_id"] == id_a.as_str())
         .expect("A's log folder");
     let summary = read_json(&folder.join("summary.json"));
     assert_eq!(
-        (summary["actions"]["failed"].as_u64(), summary["result"].as_str()),
+        (summary["run"]["details"]["actions"]["failed"].as_u64(), summary["run"]["result"].as_str()),
         (Some(0), Some("succeeded")),
         "{summary}"
     );
@@ -887,7 +895,7 @@ async fn cleanup_survives_an_api_server_restart() {
     let folders = log_folders(logs.path());
     let summary = read_json(&folders[0].join("summary.json"));
     assert!(
-        summary["cleanup"].as_str().is_some_and(|c| c.starts_with(&format!("deleted namespace {namespace}"))),
+        summary["run"]["cleanup"].as_str().is_some_and(|c| c.starts_with(&format!("deleted namespace {namespace}"))),
         "{summary}"
     );
     let fresh = rehearsal_e2e::client().await;
