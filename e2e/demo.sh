@@ -38,6 +38,8 @@ source .sandbox/env
 say "kubectl apply -k config/default"
 kubectl apply --server-side --force-conflicts -k config/default
 kubectl wait --for=condition=Established crd/simulations.rehearsal.dev crd/scenarios.rehearsal.dev --timeout=60s >/dev/null
+# The local control plane writes an audit log the driver pods can read: the operator hands it on.
+kubectl -n rehearsal-system set env deployment/rehearsal-operator "REHEARSAL_DRIVER_AUDIT_LOG=$REHEARSAL_AUDIT_LOG" >/dev/null
 kubectl -n rehearsal-system rollout status deployment/rehearsal-operator --timeout=120s
 kubectl -n rehearsal-system get pods -o wide
 echo "leader: $(kubectl -n rehearsal-system get lease rehearsal-operator -o jsonpath='{.spec.holderIdentity}')"
@@ -53,9 +55,22 @@ YAML
 say "The example trace (examples/traces/shop-burst.json) as a ConfigMap, and the Simulations"
 kubectl create configmap shop-burst-trace -n default --from-file=examples/traces/shop-burst.json \
   --dry-run=client -o yaml | kubectl apply --server-side -f -
-kubectl apply --server-side -f examples/simulation-trace.yaml
+# The runs' evidence goes to the sandbox's MinIO: the examples plus spec.artifacts.
+kubectl create secret generic demo-s3 -n rehearsal-system --from-literal="AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" \
+  --from-literal="AWS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" --dry-run=client -o yaml | kubectl apply --server-side -f -
+with_artifacts() {
+  python3 - "$1" "$REHEARSAL_S3_BUCKET" "$AWS_ENDPOINT_URL" <<'PY'
+import sys
+path, bucket, endpoint = sys.argv[1:]
+text = open(path).read().rstrip("\n")
+print(text)
+print(f"  artifacts: {{bucket: {bucket}, prefix: demo, region: us-east-1, endpoint: \"{endpoint}\", credentialsSecret: {{name: demo-s3}}}}")
+PY
+}
+echo "(both Simulations get: spec.artifacts: {bucket: $REHEARSAL_S3_BUCKET, prefix: demo, endpoint: $AWS_ENDPOINT_URL, ...})"
+with_artifacts examples/simulation-trace.yaml | kubectl apply --server-side -f -
 kubectl apply --server-side -f examples/scenario.yaml
-kubectl apply --server-side -f examples/simulation-scenario.yaml
+with_artifacts examples/simulation-scenario.yaml | kubectl apply --server-side -f -
 
 say "kubectl get simulations, until both are done (the second waits in the queue)"
 last=""
@@ -72,8 +87,11 @@ done
 say "Final status of shop-burst (two runs)"
 kubectl get scenarios
 kubectl get simulations
-kubectl get simulation shop-burst -o jsonpath='{range .status.runs[*]}run {.index}: {.phase}, Job {.jobName}, {.startTime} → {.completionTime}: {.summary}{"\n"}{end}'
+kubectl get simulation shop-burst -o jsonpath='{range .status.runs[*]}run {.index}: {.phase}, Job {.jobName}, {.startTime} → {.completionTime}: {.summary}{"\n"}  evidence: {.artifactUri}{"\n"}{end}'
 echo
+report=$(kubectl get simulation shop-burst -o jsonpath='{.status.runs[-1:].artifactUri}')
+scenario_report=$(kubectl get simulation web-burst-fast -o jsonpath='{.status.runs[-1:].artifactUri}')
+echo "web-burst-fast evidence: $scenario_report"
 kubectl get simulation shop-burst -o jsonpath='{range .status.conditions[*]}{.type}{"\t"}{.status}{"\t"}{.reason}{"\t"}{.message}{"\n"}{end}'
 say "kubectl describe simulation shop-burst (events)"
 kubectl describe simulation shop-burst | sed -n '/^Events:/,$p'
@@ -89,5 +107,19 @@ echo "webhook configs:      $(kubectl get mutatingwebhookconfigurations -l rehea
 echo "driver Jobs:          $(kubectl get jobs -n rehearsal-system --no-headers 2>/dev/null | wc -l)"
 echo "Services, Secrets:    $(kubectl get services,secrets -n rehearsal-system -l rehearsal.dev/simulation --no-headers 2>/dev/null | wc -l)"
 
+say "The evidence of the last runs, from MinIO"
+rm -rf demo-evidence
+target/debug/rehearsal-driver download "$report" demo-evidence/shop-burst
+target/debug/rehearsal-driver download "$scenario_report" demo-evidence/web-burst-fast
+python3 - demo-evidence/shop-burst/summary.json <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+ready = next((e for e in s["pods"]["latency_ms"] if e["condition"] == "Ready"), {})
+q = ready.get("quantiles") or {}
+print(f"verdict {s['verdict']['status']}; {s['pods']['total']} pods; Ready latency p50 {q.get('p50', '?')} ms, "
+      f"p99 {q.get('p99', '?')} ms; nodes {s['nodes']['min']}..{s['nodes']['max']}; audit events {s.get('audit', {}).get('events', 0)}")
+PY
+
 phase=$(kubectl get simulations -o name 2>/dev/null | wc -l)
 echo; echo "demo: done ($phase Simulations left)"
+echo "demo: open the report: $root/demo-evidence/shop-burst/report.html (uploaded to ${report}report.html; the scenario's: demo-evidence/web-burst-fast/report.html)"

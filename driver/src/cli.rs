@@ -35,6 +35,35 @@ pub enum Command {
     /// Write one report putting two runs side by side: the same plots overlaid, and every
     /// figure with its difference.
     Compare(CompareArgs),
+    /// Upload a run folder kept locally (say after a failed upload): its manifest.json is
+    /// written again, then every file goes to s3://bucket/prefix/, the manifest last.
+    Upload(UploadArgs),
+    /// Download a run folder from s3://bucket/prefix/ into a directory, to open its report.
+    Download(DownloadArgs),
+}
+
+/// `rehearsal-driver download s3://bucket/prefix/ DIR`
+#[derive(Args, Debug, Clone)]
+pub struct DownloadArgs {
+    /// The run folder: s3://bucket/prefix/.
+    pub location: String,
+    /// Where to put its files (created if missing).
+    pub dir: PathBuf,
+    /// Region of the bucket [default: from the AWS configuration chain].
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
+}
+
+/// `rehearsal-driver upload DIR s3://bucket/prefix/`
+#[derive(Args, Debug, Clone)]
+pub struct UploadArgs {
+    /// The run folder.
+    pub dir: PathBuf,
+    /// Where it goes: s3://bucket/prefix/.
+    pub location: String,
+    /// Region of the bucket [default: from the AWS configuration chain].
+    #[arg(long, value_name = "REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// `rehearsal-driver report LOCATION`
@@ -397,6 +426,27 @@ mod tests {
         assert_eq!(c.out, PathBuf::from("compare.html"));
         let err = Cli::try_parse_from(["rehearsal-driver", "compare", "a"]).expect_err("B is needed").to_string();
         assert!(err.contains("<B>"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn upload_and_download_name_bad_locations() {
+        let cli = Cli::try_parse_from(["rehearsal-driver", "upload", "run", "s3://b/p/"]).expect("parses");
+        let Command::Upload(u) = cli.command else { panic!("parsed as another subcommand") };
+        assert_eq!((u.dir, u.location.as_str()), (PathBuf::from("run"), "s3://b/p/"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        for (args, code) in [
+            (vec!["rehearsal-driver", "upload", &d, "https://b/p/"], 2),
+            (vec!["rehearsal-driver", "upload", &d, "s3://b"], 2),
+            (vec!["rehearsal-driver", "upload", "/nonexistent/run", "s3://b/p/"], 2),
+            (vec!["rehearsal-driver", "download", "s3://b/../x/", &d], 2),
+            (vec!["rehearsal-driver", "download", "/local", &d], 2),
+        ] {
+            let cli = Cli::try_parse_from(args.clone()).expect("parses");
+            let mut out = Vec::new();
+            let exit = crate::commands::run(cli, &mut out).await;
+            assert_eq!(format!("{exit:?}"), format!("{:?}", std::process::ExitCode::from(code)), "{args:?}");
+        }
     }
 
     #[test]

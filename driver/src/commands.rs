@@ -34,6 +34,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
         },
         cli::Command::Report(args) => report(&args, out).await,
         cli::Command::Compare(args) => compare(&args, out).await,
+        cli::Command::Upload(args) => upload(&args, out).await,
+        cli::Command::Download(args) => download(&args, out).await,
         cli::Command::Replay(args) => {
             telemetry::init(&args.verbosity);
             let client = match kube::Client::try_default().await {
@@ -140,6 +142,74 @@ async fn report(args: &cli::ReportArgs, out: &mut dyn Write) -> ExitCode {
         }
         Err(e) => {
             eprintln!("rehearsal-driver: report: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `upload DIR s3://bucket/prefix/`: a kept run folder, with its manifest, to S3.
+async fn upload(args: &cli::UploadArgs, out: &mut dyn Write) -> ExitCode {
+    let target = match report::remote::S3Folder::parse(&args.location) {
+        Some(Ok(t)) => t,
+        Some(Err(e)) => {
+            eprintln!("rehearsal-driver: upload: {e}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("rehearsal-driver: upload: {}: expected s3://bucket/prefix/", args.location);
+            return ExitCode::from(2);
+        }
+    };
+    if !args.dir.is_dir() {
+        eprintln!("rehearsal-driver: upload: {} is not a run folder", args.dir.display());
+        return ExitCode::from(2);
+    }
+    if let Err(e) = crate::artifacts::manifest::write(&args.dir) {
+        eprintln!("rehearsal-driver: upload: {e}");
+        return ExitCode::FAILURE;
+    }
+    let s3 = crate::s3::client(args.s3_region.as_deref()).await;
+    match crate::artifacts::upload::upload_dir(&s3, &target.bucket, &target.prefix, &args.dir).await {
+        Ok(n) => {
+            let _ = writeln!(
+                out,
+                "uploaded {n} files: {}",
+                crate::artifacts::upload::s3_uri(&target.bucket, &target.prefix)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rehearsal-driver: upload: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `download s3://bucket/prefix/ DIR`: a run folder from S3.
+async fn download(args: &cli::DownloadArgs, out: &mut dyn Write) -> ExitCode {
+    let folder = match report::remote::S3Folder::parse(&args.location) {
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
+            eprintln!("rehearsal-driver: download: {e}");
+            return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("rehearsal-driver: download: {}: expected s3://bucket/prefix/", args.location);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.dir) {
+        eprintln!("rehearsal-driver: download: cannot create {}: {e}", args.dir.display());
+        return ExitCode::FAILURE;
+    }
+    let s3 = crate::s3::client(args.s3_region.as_deref()).await;
+    match report::remote::download(&s3, &folder, &args.dir).await {
+        Ok(n) => {
+            let _ = writeln!(out, "downloaded {n} files into {}", args.dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rehearsal-driver: download: {e}");
             ExitCode::FAILURE
         }
     }
