@@ -5,7 +5,12 @@
 #   3. on the local control plane: scheduling lateness at speed 1 and 100, throughput and the
 #      driver's CPU share at speed 1000, replaying a synthetic trace of 10,000 objects over 100 s;
 #   4. on the local control plane: peak RSS replaying a 100 MB trace at speed 1000 with
-#      --concurrency 4, the throttle that puts the driver far behind (goal: under 3x the file).
+#      --concurrency 4, the throttle that puts the driver far behind (goal: under 3x the file);
+#   5. the collectors' cost: driver CPU and peak memory replaying the 10,000-object trace with
+#      spec.collect on and off (goal: under 10 % CPU and 50 MB more), and `rehearsal-driver
+#      report` on that run's folder.
+# REHEARSAL_BENCH_ONLY="rss collectors" runs only those sections (webhook, memory, replay, rss,
+# collectors).
 # Run through e2e/run-with-sandbox.sh (make bench does), which provides the control plane.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,13 +20,17 @@ trap 'rm -rf "$work"' EXIT
 # Run folders of the replays below go there too, not into the working directory.
 export LOG_DIR=$work/runs
 say() { printf '\n== %s\n' "$*"; }
+want() { [[ " ${REHEARSAL_BENCH_ONLY:-all} " == *" all "* || " ${REHEARSAL_BENCH_ONLY:-} " == *" $1 "* ]]; }
 
 cargo build -q --release -p rehearsal-driver
 driver=$root/target/release/rehearsal-driver
 
+if want webhook; then
 say "webhook latency (1,000 requests/s for 10 s, loopback TLS)"
 cargo bench -q -p rehearsal-driver --bench webhook -- 1000 10 2>/dev/null | grep '^webhook:'
+fi
 
+if want memory; then
 say "peak memory reading a 100 MB trace"
 "$driver" trace synthetic "$work/big.sktrace" --megabytes 100 >/dev/null
 size=$(stat -c %s "$work/big.sktrace")
@@ -33,6 +42,7 @@ size, rss_kb, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 print(f"trace {size/1e6:.1f} MB: peak RSS {rss_kb*1024/1e6:.1f} MB = {rss_kb*1024/size:.2f}x the file, {secs:.1f} s to read and decode")
 PY
 rm -f "$work/big.sktrace"
+fi
 
 say "replay on the local control plane (10,000 objects over 100 s of trace time)"
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
@@ -57,7 +67,9 @@ apiserver_pid=$(cat "$REHEARSAL_SANDBOX_DIR/pids/kube-apiserver.pid")
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-for run in ${REHEARSAL_BENCH_RUNS:-configmaps:1 synthetic:1 synthetic:100 synthetic:1000}; do
+runs=${REHEARSAL_BENCH_RUNS:-configmaps:1 synthetic:1 synthetic:100 synthetic:1000}
+want replay || runs=""
+for run in $runs; do
   workload=${run%%:*} speed=${run##*:}
   trace=$work/bench.sktrace
   [ "$workload" = configmaps ] && trace=$work/configmaps.json
@@ -94,6 +106,7 @@ PY
   kubectl delete simulation "$sim" --wait=true >/dev/null
 done
 
+if want rss; then
 say "peak RSS replaying a 100 MB trace at speed 1000 against a throttled API server"
 # --concurrency 4 is the throttle: the whole trace is due within ~4 s at speed 1000 but only four
 # requests run at once, so the driver falls far behind. With backpressure it waits for a slot
@@ -135,3 +148,44 @@ if ok and os.path.exists(path):
 PY
 kubectl delete simulation "$sim" --wait=true >/dev/null
 rm -f "$work/big.sktrace"
+fi
+
+if want collectors; then
+say "the collectors' cost: the 10,000-object trace at speed 100, spec.collect off, then on"
+for collect in off on; do
+  sim=bench-collect-$collect
+  spec_collect="collect: {events: false, pods: false, nodes: false, deployments: false, audit: false}"
+  [ "$collect" = on ] && spec_collect="collect: {}"
+  kubectl delete simulation "$sim" --ignore-not-found --wait=true >/dev/null
+  kubectl apply --server-side -f - >/dev/null <<YAML
+apiVersion: rehearsal.dev/v1alpha1
+kind: Simulation
+metadata: {name: $sim}
+spec: {source: {trace: {uri: "file://$work/bench.sktrace"}}, speed: 100, virtualNamespacePrefix: bench, $spec_collect}
+YAML
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  AUDIT_LOG=$REHEARSAL_AUDIT_LOG /usr/bin/time -f '%U %S %e %M' -o "$work/time-$collect" "$driver" replay --sim-name "$sim" \
+    --controller-ns default --virtual-ns-prefix bench --cert-path "$work/tls.crt" --key-path "$work/tls.key" \
+    --trace-path "file://$work/bench.sktrace" --admission-webhook-port "$port" --listen-address 127.0.0.1 \
+    --webhook-url "https://127.0.0.1:$port/mutate" --cleanup-timeout 900 -v warn >"$work/driver-collect-$collect.log" 2>&1 ||
+    { echo "driver failed (collect $collect):"; tail -5 "$work/driver-collect-$collect.log"; }
+  kubectl delete simulation "$sim" --wait=true >/dev/null
+done
+folder=$LOG_DIR/bench-collect-on/0
+/usr/bin/time -f '%e %M' -o "$work/time-report" "$driver" report "$folder" >/dev/null
+python3 - "$work/time-off" "$work/time-on" "$work/time-report" "$folder" <<'PY'
+import json, os, sys
+def read(p):
+    return [float(x) for x in open(p).read().split("\n")[-2].split()]
+off, on, rep = read(sys.argv[1]), read(sys.argv[2]), read(sys.argv[3])
+folder = sys.argv[4]
+cpu_off, cpu_on = off[0] + off[1], on[0] + on[1]
+mem_off, mem_on = off[3] / 1024, on[3] / 1024
+s = json.load(open(os.path.join(folder, "summary.json")))
+lines = {f: sum(1 for _ in open(os.path.join(folder, f))) for f in ("pods.jsonl", "nodes.jsonl", "workloads.jsonl", "events.jsonl", "audit.jsonl") if os.path.exists(os.path.join(folder, f))}
+print(f"collect off: driver CPU {cpu_off:.1f} s, peak RSS {mem_off:.0f} MB, whole run {off[2]:.0f} s")
+print(f"collect on:  driver CPU {cpu_on:.1f} s, peak RSS {mem_on:.0f} MB, whole run {on[2]:.0f} s; {lines}")
+print(f"collectors add {100 * (cpu_on - cpu_off) / max(cpu_off, 0.001):+.0f} % CPU (goal under 10 %) and {mem_on - mem_off:+.0f} MB (goal under 50 MB)")
+print(f"report of that run ({s['pods']['total']} pods): {rep[0]:.2f} s, peak RSS {rep[1] / 1024:.0f} MB")
+PY
+fi

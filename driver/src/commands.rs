@@ -203,7 +203,11 @@ async fn download(args: &cli::DownloadArgs, out: &mut dyn Write) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let s3 = crate::s3::client(args.s3_region.as_deref()).await;
-    match report::remote::download(&s3, &folder, &args.dir).await {
+    match crate::artifacts::upload::download_dir(&s3, &folder.bucket, &folder.prefix, &args.dir).await {
+        Ok(0) => {
+            eprintln!("rehearsal-driver: download: nothing under {}", args.location);
+            ExitCode::FAILURE
+        }
         Ok(n) => {
             let _ = writeln!(out, "downloaded {n} files into {}", args.dir.display());
             ExitCode::SUCCESS

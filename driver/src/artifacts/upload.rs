@@ -266,6 +266,53 @@ async fn upload_parts(
     completed
 }
 
+/// Downloads every object under `prefix` into `dir` (subfolders such as `steps/` kept); a key
+/// whose rest is not a plain relative path (`..`, empty parts) is skipped. Returns how many.
+pub async fn download_dir(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    dir: &Path,
+) -> Result<usize, UploadError> {
+    use tokio::io::AsyncWriteExt;
+    let uri = s3_uri(bucket, prefix);
+    let base = format!("{}/", prefix.trim_matches('/'));
+    let fail = |file: &str, detail: String| UploadError::Put { file: file.to_string(), uri: uri.clone(), detail };
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(&base).into_paginator().send();
+    let mut n = 0usize;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| fail("(listing)", DisplayErrorContext(&e).to_string()))?;
+        for key in page.contents().iter().filter_map(|o| o.key()) {
+            let Some(rest) = key.strip_prefix(&base) else { continue };
+            if rest.is_empty() || rest.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+                tracing::warn!(key, "skipped: not a plain path inside the folder");
+                continue;
+            }
+            let path = dir.join(rest);
+            if let Some(parent) = path.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|source| UploadError::Read { path: parent.to_path_buf(), source })?;
+            }
+            let get = tokio::time::timeout(PUT_TIMEOUT, s3.get_object().bucket(bucket).key(key).send())
+                .await
+                .map_err(|_| fail(rest, format!("no answer within {} s", PUT_TIMEOUT.as_secs())))?
+                .map_err(|e| fail(rest, DisplayErrorContext(&e).to_string()))?;
+            let mut body = get.body;
+            let mut file = tokio::fs::File::create(&path)
+                .await
+                .map_err(|source| UploadError::Read { path: path.clone(), source })?;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| fail(rest, e.to_string()))?;
+                file.write_all(&chunk).await.map_err(|source| UploadError::Read { path: path.clone(), source })?;
+            }
+            file.flush().await.map_err(|source| UploadError::Read { path: path.clone(), source })?;
+            n = n.saturating_add(1);
+        }
+    }
+    Ok(n)
+}
+
 /// How often the growing files (`actions.jsonl`, the collectors' JSON lines) go up while the run
 /// goes, each when it grew.
 pub const ACTIONS_EVERY: Duration = Duration::from_secs(10);

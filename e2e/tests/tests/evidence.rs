@@ -66,17 +66,22 @@ struct Replay {
 async fn replay<F: std::future::Future<Output = ()>>(
     trace: &str,
     prefix: &str,
+    collect: Value,
     during: impl FnOnce(kube::Client, String) -> F,
 ) -> Replay {
     let client = client().await;
     install_crds(&client).await;
     let sims: Api<Simulation> = Api::all(client.clone());
     let sim_name = unique("evidence");
-    let sim: Simulation = object(json!({
+    let mut sim = json!({
         "apiVersion": "rehearsal.dev/v1alpha1", "kind": "Simulation", "metadata": {"name": sim_name},
         "spec": {"source": {"trace": {"uri": trace}}, "speed": 10, "virtualNamespacePrefix": prefix,
             "artifacts": {"bucket": sandbox_env("REHEARSAL_S3_BUCKET"), "prefix": "e2e-evidence"}}
-    }));
+    });
+    if !collect.is_null() {
+        sim["spec"]["collect"] = collect;
+    }
+    let sim: Simulation = object(sim);
     sims.create(&PostParams::default(), &sim).await.expect("create simulation");
     let logs = tempfile::tempdir().expect("tempdir");
     let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
@@ -158,7 +163,7 @@ fn matches_manifest(files: &BTreeMap<String, Vec<u8>>, manifest: &Value) {
 #[tokio::test]
 async fn a_replay_leaves_every_file_and_its_summary_agrees_with_its_lines() {
     let _serial = SERIAL.lock().await;
-    let run = replay(&fixture("bare-pods.sktrace"), "evbare", |_, _| async {}).await;
+    let run = replay(&fixture("bare-pods.sktrace"), "evbare", Value::Null, |_, _| async {}).await;
     assert!(run.status.success(), "{}", run.stderr);
     let folder = &run.folder;
     for file in ["pods.jsonl", "nodes.jsonl", "workloads.jsonl", "events.jsonl", "audit.jsonl"] {
@@ -270,7 +275,7 @@ async fn with_minio_stopped_the_folder_is_kept_whole_and_uploaded_later() {
         })
         .await;
     };
-    let run = replay(&fixture("bare-pods.sktrace"), "evnos3", stop_minio).await;
+    let run = replay(&fixture("bare-pods.sktrace"), "evnos3", Value::Null, stop_minio).await;
     // MinIO back (sandbox.sh restarts what died), whatever the assertions below say.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../cluster/sandbox.sh");
     let up = Command::new(script).arg("up").output().await.expect("sandbox.sh up");
@@ -304,5 +309,55 @@ async fn with_minio_stopped_the_folder_is_kept_whole_and_uploaded_later() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let files = bucket_files(&prefix).await;
     matches_manifest(&files, &read_json(&run.folder.join("manifest.json")));
+    delete_prefix(&prefix).await;
+}
+
+#[tokio::test]
+async fn a_breached_threshold_fails_the_run_naming_the_figure() {
+    let _serial = SERIAL.lock().await;
+    // Pods are Ready in a second or two on the virtual nodes: 1 ms is surely breached, an hour not.
+    let collect = json!({"thresholds": [
+        {"condition": "Ready", "metric": "P99", "maxMs": 1},
+        {"condition": "PodScheduled", "metric": "Max", "maxMs": 3_600_000}
+    ]});
+    let run = replay(&fixture("bare-pods.sktrace"), "evthr", collect, |_, _| async {}).await;
+    assert!(!run.status.success(), "a breach fails the run: {}", run.stderr);
+    let met = condition(&run.sim, "ThresholdsMet").expect("ThresholdsMet");
+    assert_eq!((met.0.as_str(), met.1.as_str()), ("False", "Breached"), "{}", met.2);
+    assert!(met.2.starts_with("Ready p99 ") && met.2.ends_with(" ms > 1 ms"), "{}", met.2);
+    assert!(!met.2.contains("PodScheduled"), "only the breached figure is named: {}", met.2);
+    assert_eq!(condition(&run.sim, "Replay").map(|c| c.0), Some("True".into()), "the replay itself succeeded");
+    let summary = read_json(&run.folder.join("summary.json"));
+    assert_eq!(summary["verdict"]["status"], "failed");
+    assert_eq!(summary["breaches"].as_array().map(Vec::len), Some(1), "{}", summary["breaches"]);
+    delete_prefix(&format!("e2e-evidence/{}/0/", run.sim.metadata.name.clone().expect("name"))).await;
+}
+
+#[tokio::test]
+async fn a_large_file_goes_up_in_parts_intact() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 40 MiB, over the 32 MiB multipart threshold, not a multiple of the 16 MiB part size.
+    let mut big = Vec::with_capacity(40 << 20);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while big.len() < (40 << 20) + 12_345 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        big.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(dir.path().join("pods.jsonl"), &big).expect("write");
+    std::fs::write(dir.path().join("summary.json"), b"{}").expect("write");
+    let prefix = format!("e2e-evidence/{}/0/", unique("multipart"));
+    let location = format!("s3://{}/{prefix}", sandbox_env("REHEARSAL_S3_BUCKET"));
+    let out = Command::new(driver_bin())
+        .args(["upload", &dir.path().display().to_string(), &location])
+        .output()
+        .await
+        .expect("upload ran");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let files = bucket_files(&prefix).await;
+    matches_manifest(&files, &read_json(&dir.path().join("manifest.json")));
+    assert_eq!(files["pods.jsonl"].len(), big.len());
     delete_prefix(&prefix).await;
 }

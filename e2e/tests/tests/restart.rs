@@ -1,5 +1,7 @@
 //! The API server killed (SIGKILL) and restarted while a replay's cleanup is under way: the
-//! driver retries until the server is back and the cleanup completes, leaving nothing. In a test
+//! driver retries until the server is back and the cleanup completes, leaving nothing, and its
+//! collectors lose nothing (every pod created has its deletion in `pods.jsonl`, as many pods as
+//! the API server's audit log shows created). In a test
 //! binary of its own, so no other test shares the sandbox while its API server is down (test
 //! binaries run one after another).
 
@@ -48,6 +50,7 @@ async fn replay_cleanup_survives_an_api_server_restart() {
         .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
         .args(["--cleanup-timeout", "240"])
         .env("LOG_DIR", dir.path())
+        .env("AUDIT_LOG", rehearsal_e2e::sandbox_env("REHEARSAL_AUDIT_LOG"))
         .kill_on_drop(true)
         .output();
     let namespace = format!("{prefix}-shop");
@@ -101,4 +104,26 @@ async fn replay_cleanup_survives_an_api_server_restart() {
     assert!(roots.list(&label).await.expect("roots").items.is_empty(), "a root is left");
     let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client);
     assert!(mwcs.list(&label).await.expect("webhooks").items.is_empty(), "a webhook configuration is left");
+
+    // The collectors' watches lost nothing across the restart.
+    let folder = dir.path().join(&sim_name).join("0");
+    let read = |file: &str| -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(folder.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        text.lines().map(|l| serde_json::from_str(l).expect("a whole JSON line")).collect()
+    };
+    let pods = read("pods.jsonl");
+    let uids = |change: &str| -> std::collections::BTreeSet<String> {
+        pods.iter().filter(|r| r["change"] == change).filter_map(|r| r["uid"].as_str().map(String::from)).collect()
+    };
+    let (created, deleted) = (uids("created"), uids("deleted"));
+    assert!(!created.is_empty(), "no pods recorded");
+    assert_eq!(created, deleted, "every pod created was seen deleted, across the restart");
+    let audit = read("audit.jsonl");
+    let creates = audit
+        .iter()
+        .filter(|e| e["verb"] == "create" && e["objectRef"]["resource"] == "pods" && e["code"] == 201)
+        .filter(|e| e["objectRef"].get("subresource").is_none())
+        .count();
+    assert_eq!(created.len(), creates, "pods.jsonl and the API server's audit log count the same pods");
+    println!("{} pods recorded, created and deleted, across the API server's restart", created.len());
 }

@@ -272,6 +272,8 @@ async fn karpenter_fixture_plays_on_virtual_nodes_and_leaves_nothing() {
     let namespace = unique("scn");
     let logs = tempfile::tempdir().expect("tempdir");
     let dir = fixture();
+    // Audit events through the webhook: the sandbox's API server posts its batches there.
+    let audit_webhook = sandbox_env("REHEARSAL_AUDIT_WEBHOOK_LISTEN");
     let run = run_driver(
         &["--scenario", &dir.display().to_string(), "--speed", "15"],
         &[
@@ -279,6 +281,7 @@ async fn karpenter_fixture_plays_on_virtual_nodes_and_leaves_nothing() {
             ("LOG_DIR", &logs.path().display().to_string()),
             ("S3_BUCKET", &bucket),
             ("S3_REGION", "us-east-1"),
+            ("AUDIT_WEBHOOK_LISTEN", &audit_webhook),
         ],
     )
     .await;
@@ -329,6 +332,13 @@ async fn karpenter_fixture_plays_on_virtual_nodes_and_leaves_nothing() {
     for file in ["pods.jsonl", "nodes.jsonl", "workloads.jsonl", "events.jsonl", "report.html", "manifest.json"] {
         assert!(folder.join(file).is_file(), "{file} missing in {}", folder.display());
     }
+    let audit = std::fs::read_to_string(folder.join("audit.jsonl")).expect("audit.jsonl");
+    let scales = audit
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|e| e["objectRef"]["namespace"] == namespace.as_str() && e["objectRef"]["subresource"] == "scale")
+        .count();
+    assert!(scales >= 10, "the steps' scale requests, received by the audit webhook: {scales}");
 
     // The upload: every file under s3://bucket/<run id>/<start>/, one read back byte for byte.
     let relative = folder.strip_prefix(logs.path()).expect("inside LOG_DIR").display().to_string();
