@@ -152,9 +152,10 @@ fi
 
 if want collectors; then
 say "the collectors' cost: the 10,000-object trace at speed 100, spec.collect off, then on"
-for collect in off on; do
+for collect in off watch on; do
   sim=bench-collect-$collect
   spec_collect="collect: {events: false, pods: false, nodes: false, deployments: false, audit: false}"
+  [ "$collect" = watch ] && spec_collect="collect: {audit: false}"
   [ "$collect" = on ] && spec_collect="collect: {}"
   kubectl delete simulation "$sim" --ignore-not-found --wait=true >/dev/null
   kubectl apply --server-side -f - >/dev/null <<YAML
@@ -173,12 +174,13 @@ YAML
 done
 folder=$LOG_DIR/bench-collect-on/0
 /usr/bin/time -f '%e %M' -o "$work/time-report" "$driver" report "$folder" >/dev/null
-python3 - "$work/time-off" "$work/time-on" "$work/time-report" "$folder" <<'PY'
+python3 - "$work/time-off" "$work/time-on" "$work/time-report" "$folder" "$work/time-watch" <<'PY'
 import json, os, sys
 def read(p):
     return [float(x) for x in open(p).read().split("\n")[-2].split()]
-off, on, rep = read(sys.argv[1]), read(sys.argv[2]), read(sys.argv[3])
+off, on, rep, watch = read(sys.argv[1]), read(sys.argv[2]), read(sys.argv[3]), read(sys.argv[5])
 folder = sys.argv[4]
+print(f"watches only (audit off): driver CPU {watch[0] + watch[1]:.1f} s, peak RSS {watch[3] / 1024:.0f} MB, whole run {watch[2]:.0f} s")
 cpu_off, cpu_on = off[0] + off[1], on[0] + on[1]
 mem_off, mem_on = off[3] / 1024, on[3] / 1024
 s = json.load(open(os.path.join(folder, "summary.json")))

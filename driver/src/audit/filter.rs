@@ -26,6 +26,24 @@ impl AuditScope {
                 .is_some_and(|p| ns.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('-')))
     }
 
+    /// Whether a raw log line may be one the run keeps: a byte search for the run's namespace
+    /// names, nodes and Simulations, before any parsing. Parsing every line of a busy API
+    /// server's log (request and response bodies included) is the follower's main cost; most
+    /// lines are other components' and are skipped here. Never false for a line [`keeps`]
+    /// would keep, whatever the JSON spacing: only compact keys are searched when the value is
+    /// known to follow them directly, and the broad markers otherwise.
+    ///
+    /// [`keeps`]: AuditScope::keeps
+    pub fn may_keep(&self, line: &[u8]) -> bool {
+        let has = |needle: &[u8]| !needle.is_empty() && line.windows(needle.len()).any(|w| w == needle);
+        if has(b"\"nodes\"") || has(b"\"simulations\"") || has(b"\"simulationroots\"") {
+            return true;
+        }
+        let quoted = |s: &str| format!("\"{s}");
+        self.namespaces.iter().any(|ns| has(format!("{}\"", quoted(ns)).as_bytes()))
+            || self.namespace_prefix.as_ref().is_some_and(|p| has(format!("{}-", quoted(p)).as_bytes()))
+    }
+
     /// Whether the event is about the run: an object in (or the object of) one of its
     /// namespaces, a node (not the status heartbeats, which the node collector already turns
     /// into Ready/NotReady), or its Simulation and roots.
@@ -189,6 +207,28 @@ mod tests {
         assert!(!s.keeps(&sim("simulations", "other")));
         assert!(!s.keeps(&sim("simulationroots", "shopping-run-0")));
         assert!(!s.keeps(&event(serde_json::json!({"auditID": "a", "requestURI": "/healthz"}))));
+    }
+
+    #[test]
+    fn the_byte_search_never_drops_a_line_the_filter_keeps() {
+        let s = scope();
+        let lines = [
+            r#"{"auditID":"a","objectRef":{"resource":"pods","namespace":"karpenter-test","name":"p"}}"#,
+            r#"{"auditID":"a","objectRef":{"resource":"pods","namespace":"virtual-shop"}}"#,
+            r#"{"auditID":"a", "objectRef": {"resource": "namespaces", "name": "virtual-shop"}}"#,
+            r#"{"auditID":"a","objectRef":{"resource":"nodes","name":"kwok-node-0"}}"#,
+            r#"{"auditID":"a","objectRef":{"resource":"simulations","name":"shop","apiGroup":"rehearsal.dev"}}"#,
+            r#"{"auditID":"a","objectRef":{"resource":"pods","namespace":"default"}}"#,
+            r#"{"auditID":"a","objectRef":{"resource":"configmaps","namespace":"kube-system","name":"x"}}"#,
+            r#"{"auditID":"a","requestURI":"/healthz"}"#,
+        ];
+        for line in lines {
+            let keeps = s.keeps(&serde_json::from_str(line).unwrap());
+            assert!(!keeps || s.may_keep(line.as_bytes()), "dropped a kept line: {line}");
+        }
+        assert!(
+            !s.may_keep(lines[5].as_bytes()) && !s.may_keep(lines[6].as_bytes()) && !s.may_keep(lines[7].as_bytes())
+        );
     }
 
     #[test]

@@ -183,6 +183,7 @@ mod tests {
         tokio::time::sleep(POLL * 2).await;
         f.write_all(&l1.as_bytes()[10..]).unwrap();
         f.write_all(b"not json\n").unwrap();
+        f.write_all(b"{\"objectRef\":{\"namespace\":\"ns\"}, truncated\n").unwrap();
         f.write_all(line("2").as_bytes()).unwrap();
         wait_for(&out, 2).await;
         // Rotation: what is appended to the old file before the new one appears is not lost.
@@ -197,7 +198,9 @@ mod tests {
         assert_eq!(ids(&out), ["1", "2", "3", "4", "4b", "5"]);
         assert_eq!(reopened, 2);
         let counts = sink.counts();
-        assert_eq!((counts.kept, counts.errors), (6, 1));
+        // "not json" cannot be the run's (skipped unparsed); the truncated line of the run's
+        // namespace is parsed and counted unreadable.
+        assert_eq!((counts.kept, counts.errors, counts.seen), (6, 1, 7));
     }
 
     #[tokio::test]

@@ -58,7 +58,13 @@ impl AuditSink {
     }
 
     /// Parses one line of an audit log and offers it; a line that is not an event is counted.
+    /// Lines that cannot be the run's are counted as seen and not parsed.
     pub fn offer_line(&self, line: &[u8]) {
+        if !self.scope.may_keep(line) {
+            let mut c = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            c.seen = c.seen.saturating_add(1);
+            return;
+        }
         match serde_json::from_slice::<AuditEvent>(line) {
             Ok(event) => self.offer(&event),
             Err(_) => self.count_error(),
