@@ -257,6 +257,13 @@ async fn a_replay_leaves_every_file_and_its_summary_agrees_with_its_lines() {
     assert_eq!(condition(&run.sim, "Evidence").map(|c| c.1), Some("Recording".into()));
     let page = String::from_utf8_lossy(&files["report.html"]);
     assert!(page.contains("<svg") && !page.contains("<script"), "report.html is self-contained with plots");
+
+    // The report rebuilt where it lies, from the JSON lines in the bucket: the same figures.
+    let out = Command::new(driver_bin()).args(["report", &uri]).output().await.expect("report ran");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rebuilt: Value = serde_json::from_slice(&bucket_files(&prefix).await["summary.json"]).expect("summary.json");
+    assert_eq!(rebuilt["pods"], summary["pods"], "rebuilt from the bucket, the pod figures are the same");
+    assert_eq!(rebuilt["run"]["result"], "succeeded", "the run's facts are kept");
     delete_prefix(&prefix).await;
 }
 
