@@ -98,13 +98,16 @@ kubectl describe simulation shop-burst | sed -n '/^Events:/,$p'
 
 say "Deleting the Simulations; the finalizer removes everything of their runs"
 kubectl delete simulation shop-burst web-burst-fast --wait=true --timeout=120s
+kubectl delete scenario web-burst --ignore-not-found
 kubectl delete configmap shop-burst-trace -n default --ignore-not-found
+kubectl delete secret demo-s3 -n rehearsal-system --ignore-not-found
 
 say "Left behind (expect nothing)"
 echo "SimulationRoots:      $(kubectl get simulationroots --no-headers 2>/dev/null | wc -l)"
 echo "virtual namespaces:   $(kubectl get ns -l rehearsal.dev/simulation --no-headers 2>/dev/null | wc -l)"
 echo "webhook configs:      $(kubectl get mutatingwebhookconfigurations -l rehearsal.dev/simulation --no-headers 2>/dev/null | wc -l)"
 echo "driver Jobs:          $(kubectl get jobs -n rehearsal-system --no-headers 2>/dev/null | wc -l)"
+echo "Scenarios:            $(kubectl get scenarios --no-headers 2>/dev/null | wc -l)"
 echo "Services, Secrets:    $(kubectl get services,secrets -n rehearsal-system -l rehearsal.dev/simulation --no-headers 2>/dev/null | wc -l)"
 
 say "The evidence of the last runs, from MinIO"

@@ -26,7 +26,9 @@ async fn crds_install_and_examples_are_accepted() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
     for file in ["simulation-trace.yaml", "simulation-scenario.yaml", "scenario.yaml"] {
         let text = std::fs::read_to_string(format!("{dir}/{file}")).expect("example readable");
-        let obj: DynamicObject = serde_saphyr::from_str(&text).expect("example parses");
+        let mut obj: DynamicObject = serde_saphyr::from_str(&text).expect("example parses");
+        // A name of its own: the example itself may be applied in this sandbox (make demo).
+        obj.metadata.name = Some(rehearsal_e2e::unique("example"));
         let kind = obj.types.as_ref().map(|t| t.kind.clone()).unwrap_or_default();
         let created = api_for(&client, &kind)
             .create(&dry_run(), &obj)
