@@ -680,6 +680,12 @@ async fn install_pool_crd(client: &kube::Client) -> Api<DynamicObject> {
         .expect("Pool CRD established in 30 s")
         .expect("watch");
     let gvk = GroupVersionKind::gvk("e2e.rehearsal.dev", "v1", "Pool");
+    // Established is not yet served by discovery, which the driver reads first.
+    poll_until(Duration::from_secs(30), "Pool served by discovery", || {
+        let (client, gvk) = (client.clone(), gvk.clone());
+        async move { kube::discovery::pinned_kind(&client, &gvk).await.ok().map(|_| ()) }
+    })
+    .await;
     Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk))
 }
 
@@ -807,7 +813,10 @@ async fn concurrent_plays_of_one_scenario_keep_to_their_own() {
         let lease = format!("rehearsal-play-{id_a}");
         let held = await_condition(leases, &lease, |l: Option<&Lease>| l.is_some());
         tokio::time::timeout(Duration::from_secs(60), held).await.expect("A took its Lease").expect("watch");
+        // And its Deployment: the Lease comes before the objects.
         let web_a: Api<Deployment> = Api::namespaced(client.clone(), &ns_a);
+        let made = await_condition(web_a.clone(), "web", |d: Option<&Deployment>| d.is_some());
+        tokio::time::timeout(Duration::from_secs(60), made).await.expect("A made its Deployment").expect("watch");
         let before = web_a.get_opt("web").await.expect("read A's web").map(|d| version(&d).0);
         let b = play(&ns_a, &id_b).await;
         let c = play(&ns_b, &id_c).await;
