@@ -12,6 +12,7 @@ pub mod replay;
 pub mod report;
 pub mod s3;
 pub mod scenario;
+pub mod served;
 pub mod signals;
 pub mod status;
 pub mod telemetry;

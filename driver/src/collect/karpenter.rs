@@ -9,7 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
-use kube::discovery::pinned_kind;
 use serde_json::Value;
 
 use super::nodes::Labels;
@@ -26,17 +25,8 @@ pub const KINDS: [&str; 2] = ["NodePool", "NodeClaim"];
 
 /// How the cluster serves `kind` of `karpenter.sh/v1`; None when it does not.
 pub async fn discover(client: &kube::Client, kind: &str) -> Result<Option<ApiResource>, kube::Error> {
-    match pinned_kind(client, &GroupVersionKind::gvk(GROUP, VERSION, kind)).await {
-        Ok((resource, _)) => Ok(Some(resource)),
-        // The group or version is not served at all.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(kube::Error::Discovery(
-            kube::error::DiscoveryError::MissingKind(_)
-            | kube::error::DiscoveryError::MissingApiGroup(_)
-            | kube::error::DiscoveryError::MissingResource(_),
-        )) => Ok(None),
-        Err(e) => Err(e),
-    }
+    let found = crate::served::served(client, &GroupVersionKind::gvk(GROUP, VERSION, kind)).await?;
+    Ok(found.map(|(resource, _)| resource))
 }
 
 /// What is remembered of a live NodePool or NodeClaim: what its last record said.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::GroupVersionKind;
-use kube::discovery::{Scope, pinned_kind};
+use kube::discovery::Scope;
 use kube::runtime::wait::{await_condition, conditions};
 use rehearsal_crds::keys::DRIVER_MANAGER;
 use serde_json::{Value, json};
@@ -89,15 +89,8 @@ pub fn kind_key(object: &Value) -> Option<KindKey> {
 pub async fn discover(client: &kube::Client, key: &KindKey) -> Result<Option<Kind>, ApplyError> {
     let (api_version, kind) = key;
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version.as_str()));
-    match pinned_kind(client, &GroupVersionKind::gvk(group, version, kind)).await {
-        Ok((resource, caps)) => Ok(Some(Kind { resource, namespaced: caps.scope == Scope::Namespaced })),
-        // The group/version is not served at all.
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(kube::Error::Discovery(
-            kube::error::DiscoveryError::MissingKind(_)
-            | kube::error::DiscoveryError::MissingApiGroup(_)
-            | kube::error::DiscoveryError::MissingResource(_),
-        )) => Ok(None),
+    match crate::served::served(client, &GroupVersionKind::gvk(group, version, kind)).await {
+        Ok(found) => Ok(found.map(|(resource, caps)| Kind { resource, namespaced: caps.scope == Scope::Namespaced })),
         Err(source) => Err(ApplyError::Discovery { api_version: api_version.clone(), kind: kind.clone(), source }),
     }
 }

@@ -433,28 +433,14 @@ async fn same_scenario_runs_again_on_the_same_namespace() {
     }
 
     // 3: what 2 kept is not this play's: refused, named, unchanged; nothing applied.
-    let before: BTreeMap<String, (String, i64, String)> = deployments
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .map(|d| (d.metadata.name.clone().unwrap_or_default(), version(d)))
-        .collect();
+    let before = versions(&deployments).await;
     let refused = run_driver(&["--scenario", &scenario, "--speed", "60"], &env).await;
     assert_eq!(refused.code, Some(1), "run over the kept objects: {}", refused.explain());
     for d in DEPLOYMENTS {
         assert!(refused.stderr.contains(&format!("Deployment {d} (it exists, left by play ")), "{}", refused.explain());
     }
     assert!(refused.stderr.contains("nothing was applied"), "{}", refused.explain());
-    let after: BTreeMap<String, (String, i64, String)> = deployments
-        .list(&ListParams::default())
-        .await
-        .expect("list")
-        .items
-        .iter()
-        .map(|d| (d.metadata.name.clone().unwrap_or_default(), version(d)))
-        .collect();
+    let after = versions(&deployments).await;
     assert_eq!(before, after, "the refused play changed the kept Deployments");
     assert_no_leases(&client, &namespace).await;
 
@@ -719,6 +705,12 @@ fn pool_scenario(run_id: &str, pool: &str, steps: usize, timestep: u32) -> tempf
     }
     write("steps.yml", &steps_yml);
     dir
+}
+
+/// Every Deployment of `api` by name, with what a play could change of it.
+async fn versions(api: &Api<Deployment>) -> BTreeMap<String, (String, i64, String)> {
+    let list = api.list(&ListParams::default()).await.expect("list");
+    list.items.iter().map(|d| (d.metadata.name.clone().unwrap_or_default(), version(d))).collect()
 }
 
 /// What a play could change of an object: its UID, generation (bumped by any spec change) and
