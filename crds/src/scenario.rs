@@ -75,18 +75,19 @@ pub struct ScenarioSpec {
     /// Objects applied (server-side) before the first step: Deployments, PodDisruptionBudgets,
     /// anything the cluster serves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
     pub manifests: Vec<EmbeddedObject>,
 
     /// Objects applied only when the cluster serves their kind (Karpenter NodePools, say);
     /// skipped with a warning otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 1000))]
     pub optional_manifests: Vec<EmbeddedObject>,
 
-    /// The steps, in order (at most 5000). A step with no actions still takes its timestep.
-    // Bounds keep the API server's CEL cost estimate (rules × possible items) within budget.
-    #[schemars(length(min = 1, max = 5000))]
+    /// The steps, in order. A step with no actions still takes its timestep.
+    // No count bound here, on `actions` or on the manifests: the object's size is their bound
+    // (like memory for a directory). The API server's CEL cost estimate multiplies each rule by
+    // the items it may run on, so no CEL rule lives inside these lists: an action's checks are
+    // OpenAPI bounds (no CEL cost) and the operator's validation (`Valid`), see `Action`.
+    #[schemars(length(min = 1))]
     #[x_kube(validation = ("self.size() >= 1", "steps must hold at least one step"))]
     pub steps: Vec<Step>,
 
@@ -104,9 +105,8 @@ pub struct Step {
     /// Label of the step; order comes from the list position.
     #[serde(default)]
     pub name: String,
-    /// Actions of the step (at most 100).
+    /// Actions of the step.
     #[serde(default)]
-    #[schemars(length(max = 100))]
     pub actions: Vec<Action>,
 }
 
@@ -148,13 +148,12 @@ impl ActionType {
 }
 
 /// One action of a step.
+// Which data fields an action type needs is checked by the operator, which writes the first
+// problem to the Scenario's `Valid` condition naming the step, action and field (the driver's
+// own validation, `actions_of`): a CEL rule here would run once per action, and the API server
+// estimates its cost for the most actions the object could hold, far over its budget.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = ("!(self.type == 'K8S_SCALE') || (has(self.data) && has(self.data.name) && has(self.data.replicas))", "a K8S_SCALE action needs data.name and data.replicas"))]
-#[x_kube(validation = ("!(self.type == 'SCALE') || (has(self.data) && has(self.data.name) && (has(self.data.desiredCount) || has(self.data.replicas)))", "a SCALE action needs data.name and data.desiredCount"))]
-#[x_kube(validation = ("!(self.type == 'APPLY') || (has(self.data) && has(self.data.manifest))", "an APPLY action needs data.manifest"))]
-#[x_kube(validation = ("!(self.type == 'DELETE') || (has(self.data) && has(self.data.apiVersion) && has(self.data.kind) && has(self.data.name))", "a DELETE action needs data.apiVersion, data.kind and data.name"))]
-#[x_kube(validation = ("!(self.type == 'WAIT_AVAILABLE') || (has(self.data) && has(self.data.name))", "a WAIT_AVAILABLE action needs data.name"))]
 pub struct Action {
     /// What the action does.
     #[serde(rename = "type")]
@@ -173,16 +172,16 @@ pub struct Action {
 pub struct ActionData {
     /// Name of the Deployment (scale, wait) or object (delete).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 253))]
-    #[x_kube(validation = ("self.size() > 0", "data.name must not be empty"))]
+    // OpenAPI bounds, not CEL: they cost nothing against the CEL budget however many actions.
+    #[schemars(length(min = 1, max = 253))]
     pub name: Option<String>,
     /// Replicas to scale to (K8S_SCALE). At least 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = ("self >= 0", "data.replicas must be at least 0"))]
+    #[schemars(range(min = 0))]
     pub replicas: Option<i32>,
     /// Replicas to scale to, in the legacy SCALE spelling. At least 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = ("self >= 0", "data.desiredCount must be at least 0"))]
+    #[schemars(range(min = 0))]
     pub desired_count: Option<i32>,
     /// API version of the object to delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,7 +194,7 @@ pub struct ActionData {
     pub manifest: Option<EmbeddedObject>,
     /// Seconds to wait before the action fails (WAIT_AVAILABLE). Default 300.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = ("self >= 1", "data.timeoutSeconds must be at least 1"))]
+    #[schemars(range(min = 1))]
     pub timeout_seconds: Option<i32>,
 }
 

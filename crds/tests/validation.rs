@@ -296,49 +296,125 @@ fn scenario_needs_steps() {
     assert_rejected::<Scenario>(&obj, "spec.steps", "steps must hold at least one step");
 }
 
-#[test]
-fn action_data_rules() {
-    let action = |a: Value| with(scenario(scenario_spec()), "/spec/steps", json!([{"name": "s", "actions": [a]}]));
-    let path = "spec.steps[0].actions[0]";
-    for (a, msg) in [
-        (json!({"type": "K8S_SCALE", "data": {"name": "web"}}), "a K8S_SCALE action needs data.name and data.replicas"),
-        (json!({"type": "K8S_SCALE"}), "a K8S_SCALE action needs data.name and data.replicas"),
-        (json!({"type": "SCALE", "data": {"name": "web"}}), "a SCALE action needs data.name and data.desiredCount"),
-        (json!({"type": "APPLY", "data": {}}), "an APPLY action needs data.manifest"),
-        (
-            json!({"type": "DELETE", "data": {"name": "x", "apiVersion": "v1"}}),
-            "a DELETE action needs data.apiVersion, data.kind and data.name",
-        ),
-        (json!({"type": "WAIT_AVAILABLE", "data": {"timeoutSeconds": 5}}), "a WAIT_AVAILABLE action needs data.name"),
-    ] {
-        assert_rejected::<Scenario>(&action(a), path, msg);
+/// The schema node and the value at an API field path such as `spec.steps[0].actions[1].data.name`.
+fn at_path<'a>(schema: &'a Value, object: &'a Value, path: &str) -> (&'a Value, &'a Value) {
+    let (mut node, mut value) = (schema, object);
+    for segment in path.split('.') {
+        let mut parts = segment.split('[');
+        let key = parts.next().expect("a key");
+        (node, value) = (&node["properties"][key], &value[key]);
+        for index in parts {
+            let i: usize = index.trim_end_matches(']').parse().expect("an index");
+            (node, value) = (&node["items"], &value[i]);
+        }
     }
-    assert_rejected::<Scenario>(
-        &action(json!({"type": "K8S_SCALE", "data": {"name": "web", "replicas": -1}})),
-        "spec.steps[0].actions[0].data.replicas",
-        "data.replicas must be at least 0",
-    );
-    assert_rejected::<Scenario>(
-        &action(json!({"type": "SCALE", "data": {"name": "web", "desiredCount": -2}})),
-        "spec.steps[0].actions[0].data.desiredCount",
-        "data.desiredCount must be at least 0",
-    );
-    assert_rejected::<Scenario>(
-        &action(json!({"type": "K8S_SCALE", "data": {"name": "", "replicas": 1}})),
-        "spec.steps[0].actions[0].data.name",
-        "data.name must not be empty",
-    );
-    assert_rejected::<Scenario>(
-        &action(json!({"type": "WAIT_AVAILABLE", "data": {"name": "web", "timeoutSeconds": 0}})),
-        "spec.steps[0].actions[0].data.timeoutSeconds",
-        "data.timeoutSeconds must be at least 1",
-    );
+    (node, value)
+}
+
+/// Asserts that `path` of `object` breaks the OpenAPI bound (minimum or minLength) of its schema
+/// node, and that `message` is the API server's wording of that bound.
+#[track_caller]
+fn assert_breaks_bound(object: &Value, path: &str, message: &str) {
+    let s = schema::<Scenario>();
+    let (node, value) = at_path(&s, object, path);
+    if let Some(min) = node["minimum"].as_f64() {
+        let v = value.as_f64().unwrap_or_else(|| panic!("{path}: {value} is not a number"));
+        assert!(v < min, "{path}: {v} does not break minimum {min}");
+        assert_eq!(message, format!("should be greater than or equal to {min}"), "{path}");
+    } else if let Some(min) = node["minLength"].as_u64() {
+        let v = value.as_str().unwrap_or_else(|| panic!("{path}: {value} is not a string"));
+        assert!((v.chars().count() as u64) < min, "{path}: {v:?} does not break minLength {min}");
+        assert_eq!(message, format!("should be at least {min} chars long"), "{path}");
+    } else {
+        panic!("{path}: no minimum or minLength in {node}");
+    }
+}
+
+#[test]
+fn action_data_bounds_are_openapi_not_cel() {
+    let action = |a: Value| with(scenario(scenario_spec()), "/spec/steps", json!([{"name": "s", "actions": [a]}]));
+    for (a, field, message) in [
+        (
+            json!({"type": "K8S_SCALE", "data": {"name": "web", "replicas": -1}}),
+            "replicas",
+            "should be greater than or equal to 0",
+        ),
+        (
+            json!({"type": "SCALE", "data": {"name": "web", "desiredCount": -2}}),
+            "desiredCount",
+            "should be greater than or equal to 0",
+        ),
+        (json!({"type": "K8S_SCALE", "data": {"name": "", "replicas": 1}}), "name", "should be at least 1 chars long"),
+        (
+            json!({"type": "WAIT_AVAILABLE", "data": {"name": "web", "timeoutSeconds": 0}}),
+            "timeoutSeconds",
+            "should be greater than or equal to 1",
+        ),
+    ] {
+        let obj = action(a);
+        // No CEL rule runs on an action: the API server's OpenAPI validation rejects these.
+        assert_eq!(errors::<Scenario>(&obj), Vec::<String>::new(), "{obj}");
+        assert_breaks_bound(&obj, &format!("spec.steps[0].actions[0].data.{field}"), message);
+    }
     for ok in [
         json!({"type": "SCALE", "data": {"name": "web", "desiredCount": 4}}),
+        json!({"type": "K8S_SCALE", "data": {"name": "web", "replicas": 0}}),
+        json!({"type": "WAIT_AVAILABLE", "data": {"name": "web", "timeoutSeconds": 1}}),
         json!({"type": "APPLY", "data": {"manifest": {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}}}),
         json!({"type": "DELETE", "data": {"apiVersion": "v1", "kind": "ConfigMap", "name": "c"}}),
     ] {
         assert!(errors::<Scenario>(&action(ok.clone())).is_empty(), "{ok}");
+    }
+}
+
+/// Every CEL rule under `node`, as `path: rule`.
+fn cel_rules(path: &str, node: &Value, out: &mut Vec<String>) {
+    for rule in node["x-kubernetes-validations"].as_array().into_iter().flatten() {
+        out.push(format!("{path}: {}", rule["rule"]));
+    }
+    for (key, child) in node["properties"].as_object().into_iter().flatten() {
+        cel_rules(&format!("{path}.{key}"), child, out);
+    }
+    if node["items"].is_object() {
+        cel_rules(&format!("{path}[]"), &node["items"], out);
+    }
+}
+
+#[test]
+fn no_cel_rule_runs_per_item_of_the_unbounded_lists() {
+    // The API server estimates a rule's cost times the most items it may run on; these lists
+    // have no maxItems (an export holds thousands of actions), so one CEL rule inside them would
+    // put the CRD over its budget. Their checks are OpenAPI bounds and the operator's `Valid`.
+    let s = schema::<Scenario>();
+    let spec = &s["properties"]["spec"]["properties"];
+    for list in ["steps", "manifests", "optionalManifests"] {
+        assert!(spec[list]["maxItems"].is_null(), "{list} has a maxItems again: {}", spec[list]["maxItems"]);
+        let mut inside = vec![];
+        cel_rules(&format!("spec.{list}[]"), &spec[list]["items"], &mut inside);
+        assert_eq!(inside, Vec::<String>::new(), "CEL rules per item of spec.{list}");
+    }
+    let steps = &spec["steps"]["items"]["properties"]["actions"];
+    assert!(steps["maxItems"].is_null(), "actions has a maxItems again");
+}
+
+#[test]
+fn scenarios_the_size_of_an_export_pass_the_schema() {
+    use rehearsal_crds::testdata::{BIG_ACTIONS, BIG_FIRST_STEP_ACTIONS, BIG_STEPS, big_scenario};
+    let big = big_scenario("big");
+    assert_eq!(errors::<Scenario>(&big), Vec::<String>::new());
+    let scn: Scenario = serde_json::from_value(big).expect("the big scenario is a Scenario");
+    assert_eq!(scn.spec.steps.len(), BIG_STEPS);
+    assert_eq!(scn.spec.steps[0].actions.len(), BIG_FIRST_STEP_ACTIONS);
+    assert_eq!(scn.spec.steps.iter().map(|s| s.actions.len()).sum::<usize>(), BIG_ACTIONS);
+}
+
+#[test]
+fn invalid_actions_pass_the_schema() {
+    let cases = rehearsal_crds::testdata::invalid_actions();
+    assert!(cases.len() >= 7, "the shared cases went missing");
+    for case in cases {
+        assert_eq!(errors::<Scenario>(&case.object), Vec::<String>::new(), "{}", case.name);
+        let _: Scenario = serde_json::from_value(case.object.clone()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
     }
 }
 
@@ -421,6 +497,10 @@ fn shared_invalid_objects_are_rejected() {
         if case.rule.as_deref() == Some("enum") {
             let err = serde_json::from_value::<Scenario>(case.object.clone()).expect_err(&case.name);
             assert!(err.to_string().contains("unknown variant"), "{}: {err}", case.name);
+            continue;
+        }
+        if case.rule.as_deref() == Some("bound") {
+            assert_breaks_bound(&case.object, &case.field, &case.message);
             continue;
         }
         let errs = match kind.as_str() {

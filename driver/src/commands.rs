@@ -62,6 +62,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
 /// `scenario convert DIR`: the directory as a Scenario manifest.
 fn convert(dir: &std::path::Path, name: Option<&str>, namespace: &str) -> Result<String, String> {
     let loaded = scenario::load(dir).map_err(|e| format!("scenario directory {} is invalid:\n{e}", dir.display()))?;
+    for warning in &loaded.warnings {
+        eprintln!("rehearsal-driver: scenario convert: warning: {warning}");
+    }
     let name = name.map_or_else(|| loaded.suggested_name(), str::to_string);
     if !scenario::settings::is_dns_subdomain(&name) {
         return Err(format!(

@@ -10,8 +10,8 @@
 //! | speed (`spec.speed`, `--speed`) | 0.001 ≤ speed ≤ 10000 |
 //! | `spec.duration` | at most 30 days (720h) |
 //! | scenario `timestep` | 0.001 s ≤ timestep ≤ 86400 s (one day) |
-//! | scenario `limit` | 1 ≤ limit ≤ 100000 steps |
-//! | scenario `start_step` / `startStep` | 1 ≤ startStep ≤ 5000 (the most steps a scenario holds) |
+//! | scenario `limit` | 1 ≤ limit ≤ 100000 steps, or the number of steps when larger |
+//! | scenario `start_step` / `startStep` | 1 ≤ startStep ≤ 2147483647 (it wraps around the step list) |
 //! | `WAIT_AVAILABLE` `timeoutSeconds` | 1 ≤ timeoutSeconds ≤ 86400 |
 //! | `--ready-timeout`, `--cleanup-timeout` | 1 ≤ seconds ≤ 86400 |
 //! | trace timestamps (events, pod lifecycles) | 0001-01-01T00:00:00Z ≤ ts ≤ 9999-12-31T23:59:59Z |
@@ -31,7 +31,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const MIN_TIMESTEP_SECONDS: f64 = 0.001;
 /// Longest scenario timestep, in seconds: one day.
 pub const MAX_TIMESTEP_SECONDS: f64 = 86_400.0;
-/// Most steps one play runs (`limit`, wrapping around the step list).
+/// Most steps one play runs (`limit`, wrapping around the step list), unless the scenario itself
+/// holds more (see [`max_limit`]).
 pub const MAX_LIMIT: i64 = 100_000;
 /// Longest wait of a `WAIT_AVAILABLE` action, and of `--ready-timeout`/`--cleanup-timeout`, in seconds.
 pub const MAX_TIMEOUT_SECONDS: i64 = 86_400;
@@ -39,6 +40,13 @@ pub const MAX_TIMEOUT_SECONDS: i64 = 86_400;
 pub const MIN_TRACE_TS: i64 = -62_135_596_800;
 /// Latest trace timestamp: 9999-12-31T23:59:59Z, the end of RFC 3339's range.
 pub const MAX_TRACE_TS: i64 = 253_402_300_799;
+
+/// The largest `limit` a scenario of `n_steps` steps takes: [`MAX_LIMIT`], or the number of
+/// steps when larger. A play of every step is as big as its input, never amplified by one number;
+/// the scenario's size is bound only by memory (a directory) or by the object's size (a Scenario).
+pub fn max_limit(n_steps: usize) -> i64 {
+    MAX_LIMIT.max(i64::try_from(n_steps).unwrap_or(i64::MAX))
+}
 
 /// A number from input outside its bounds, or text that is not the number it should be.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

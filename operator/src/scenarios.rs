@@ -129,4 +129,38 @@ mod tests {
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Invalid"));
         assert!(c.message.contains("nope"), "{}", c.message);
     }
+
+    #[test]
+    fn every_rule_moved_out_of_the_schema_is_named_in_valid() {
+        let cases = rehearsal_crds::testdata::invalid_actions();
+        assert!(cases.len() >= 7, "the shared cases went missing");
+        for case in cases {
+            let scenario: Scenario = serde_json::from_value(case.object).expect("case object");
+            let c = verdict(&scenario).condition(Some(1), &[]);
+            assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Invalid"), "{}", case.name);
+            assert_eq!(c.message, case.valid, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn a_scenario_the_size_of_an_export_is_judged_naming_its_bad_action() {
+        use rehearsal_crds::testdata::{BIG_STEPS, big_scenario};
+        let ok: Scenario = serde_json::from_value(big_scenario("big")).expect("big scenario");
+        let v = verdict(&ok);
+        assert_eq!((v.problem.as_deref(), v.steps), (None, BIG_STEPS as i64));
+        assert_eq!(v.expected_duration, "2h30m0s");
+
+        let mut bad = big_scenario("big");
+        let data = bad.pointer_mut("/spec/steps/0/actions/517/data").and_then(|d| d.as_object_mut()).expect("action");
+        data.remove("replicas");
+        // A wait does not take replicas: a second problem, counted but not spelled out.
+        *bad.pointer_mut("/spec/steps/8999/actions/0/type").expect("step 8999") = json!("WAIT_AVAILABLE");
+        let bad: Scenario = serde_json::from_value(bad).expect("big scenario");
+        let c = verdict(&bad).condition(Some(3), &[]);
+        assert_eq!(c.status, "False");
+        assert_eq!(
+            c.message,
+            r#"spec.steps[0].actions[517] (step "1", K8S_SCALE): data.replicas is missing (and 1 more problems)"#
+        );
+    }
 }

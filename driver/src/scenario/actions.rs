@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use super::error::{ActionRef, Problem, ScenarioError, StepRef};
 use super::objects::{deployment_name, object_problems};
-use super::steps::{DEFAULT_WAIT_TIMEOUT_SECONDS, MAX_ACTIONS_PER_STEP, MAX_STEPS, not_created};
-use crate::limits::{MAX_LIMIT, MAX_TIMEOUT_SECONDS, MAX_TIMESTEP_SECONDS, MIN_TIMESTEP_SECONDS};
+use super::steps::{DEFAULT_WAIT_TIMEOUT_SECONDS, not_created};
+use crate::limits::{MAX_TIMEOUT_SECONDS, MAX_TIMESTEP_SECONDS, MIN_TIMESTEP_SECONDS, max_limit};
 
 /// What problems in a Scenario object are reported against.
 pub const SPEC: &str = "spec";
@@ -79,17 +79,17 @@ pub fn actions_of(spec: &ScenarioSpec) -> Result<Vec<Vec<PlannedAction>>, Scenar
     } else if !(MIN_TIMESTEP_SECONDS..=MAX_TIMESTEP_SECONDS).contains(&spec.timestep) {
         problem(format!("timestep must be from 0.001 to 86400 seconds (got {})", spec.timestep));
     }
-    // Bounded so a play's step sequence and deadlines stay small and exact (see `limits`).
+    // startStep only picks where the play starts in the (wrapping) list: any i32 from 1 is safe.
     if spec.start_step < 1 {
         problem(format!("startStep must be at least 1 (got {})", spec.start_step));
-    } else if spec.start_step as usize > MAX_STEPS {
-        problem(format!("startStep must be at most {MAX_STEPS} (got {})", spec.start_step));
     }
+    // Bounded so a play's step sequence and deadlines stay small and exact (see `limits`).
     if let Some(limit) = spec.limit {
+        let max = max_limit(spec.steps.len());
         if limit < 1 {
             problem(format!("limit must be at least 1 (got {limit})"));
-        } else if i64::from(limit) > MAX_LIMIT {
-            problem(format!("limit must be at most {MAX_LIMIT} (got {limit})"));
+        } else if i64::from(limit) > max {
+            problem(format!("limit must be at most {max} (got {limit})"));
         }
     }
     if !is_dns_label(&spec.namespace) {
@@ -100,9 +100,6 @@ pub fn actions_of(spec: &ScenarioSpec) -> Result<Vec<Vec<PlannedAction>>, Scenar
     }
     if spec.steps.is_empty() {
         problem("steps must hold at least one step".to_string());
-    }
-    if spec.steps.len() > MAX_STEPS {
-        problem(format!("{} steps; a scenario holds at most {MAX_STEPS}", spec.steps.len()));
     }
     for (list, objects) in [("manifests", &spec.manifests), ("optionalManifests", &spec.optional_manifests)] {
         for (i, object) in objects.iter().enumerate() {
@@ -121,14 +118,6 @@ pub fn actions_of(spec: &ScenarioSpec) -> Result<Vec<Vec<PlannedAction>>, Scenar
     let mut planned = Vec::with_capacity(spec.steps.len());
     for (si, step) in spec.steps.iter().enumerate() {
         let step_ref = StepRef { position: si + 1, name: step.name.clone() };
-        if step.actions.len() > MAX_ACTIONS_PER_STEP {
-            problems.push(Problem {
-                file: SPEC.to_string(),
-                step: Some(step_ref.clone()),
-                action: None,
-                message: format!("{} actions; a step holds at most {MAX_ACTIONS_PER_STEP}", step.actions.len()),
-            });
-        }
         let mut actions = Vec::with_capacity(step.actions.len());
         for (ai, action) in step.actions.iter().enumerate() {
             match plan_action(action, &deployments) {
@@ -319,15 +308,15 @@ mod tests {
         };
         let mut big = spec(vec![wait(86_401)]);
         big.timestep = 86_400.5;
-        big.start_step = 5001;
+        // startStep only picks where the wrapping list starts: any i32 from 1 is fine.
+        big.start_step = i32::MAX;
         big.limit = Some(2_000_000_000);
         assert_eq!(
             actions_of(&big).unwrap_err().to_string(),
             [
                 "spec: timestep must be from 0.001 to 86400 seconds (got 86400.5)",
-                "spec: startStep must be at most 5000 (got 5001)",
                 "spec: limit must be at most 100000 (got 2000000000)",
-                r#"spec: step 1 ("1"), action 1 (WAIT_AVAILABLE): data.timeoutSeconds must be at most 86400 (got 86401)"#,
+                r#"spec.steps[0].actions[0] (step "1", WAIT_AVAILABLE): data.timeoutSeconds must be at most 86400 (got 86401)"#,
             ]
             .join("\n")
         );
@@ -442,20 +431,78 @@ mod tests {
                 "spec: limit must be at least 1 (got 0)",
                 r#"spec: namespace "Bad_NS" must be a DNS label (lowercase letters, digits and '-', at most 63 characters)"#,
                 "spec: optionalManifests[0]: kind is missing, metadata.name is missing",
-                r#"spec: step 1 ("1"), action 1 (K8S_SCALE): data.kind does not apply to K8S_SCALE"#,
-                r#"spec: step 1 ("1"), action 1 (K8S_SCALE): deployment "api" is not created by this scenario (its Deployments: web)"#,
-                r#"spec: step 1 ("1"), action 1 (K8S_SCALE): data.replicas must be at least 0 (got -1)"#,
-                r#"spec: step 1 ("1"), action 2 (DELETE): data is missing"#,
-                r#"spec: step 1 ("1"), action 3 (SCALE): data.desiredCount and data.replicas are both given; give one"#,
-                r#"spec: step 1 ("1"), action 4 (APPLY): data.manifest: apiVersion is missing, metadata.name is missing"#,
-                r#"spec: step 1 ("1"), action 5 (WAIT_AVAILABLE): data.name is empty"#,
-                r#"spec: step 1 ("1"), action 5 (WAIT_AVAILABLE): data.timeoutSeconds must be at least 1 (got 0)"#,
+                r#"spec.steps[0].actions[0] (step "1", K8S_SCALE): data.kind does not apply to K8S_SCALE"#,
+                r#"spec.steps[0].actions[0] (step "1", K8S_SCALE): deployment "api" is not created by this scenario (its Deployments: web)"#,
+                r#"spec.steps[0].actions[0] (step "1", K8S_SCALE): data.replicas must be at least 0 (got -1)"#,
+                r#"spec.steps[0].actions[1] (step "1", DELETE): data is missing"#,
+                r#"spec.steps[0].actions[2] (step "1", SCALE): data.desiredCount and data.replicas are both given; give one"#,
+                r#"spec.steps[0].actions[3] (step "1", APPLY): data.manifest: apiVersion is missing, metadata.name is missing"#,
+                r#"spec.steps[0].actions[4] (step "1", WAIT_AVAILABLE): data.name is empty"#,
+                r#"spec.steps[0].actions[4] (step "1", WAIT_AVAILABLE): data.timeoutSeconds must be at least 1 (got 0)"#,
             ]
             .join("\n")
         );
         let mut empty = spec(vec![]);
         empty.steps.clear();
         assert_eq!(actions_of(&empty).unwrap_err().to_string(), "spec: steps must hold at least one step");
+    }
+
+    #[test]
+    fn every_rule_moved_out_of_the_schema_is_a_problem_naming_its_field() {
+        let cases = rehearsal_crds::testdata::invalid_actions();
+        assert!(cases.len() >= 7, "the shared cases went missing");
+        for case in cases {
+            let scenario: rehearsal_crds::Scenario = serde_json::from_value(case.object).unwrap();
+            let err = actions_of(&scenario.spec).expect_err(&case.name);
+            assert_eq!(err.to_string(), case.valid, "{}", case.name);
+        }
+    }
+
+    fn big() -> serde_json::Value {
+        rehearsal_crds::testdata::big_scenario("big")
+    }
+
+    fn spec_of(object: serde_json::Value) -> ScenarioSpec {
+        serde_json::from_value::<rehearsal_crds::Scenario>(object).unwrap().spec
+    }
+
+    #[test]
+    fn a_scenario_the_size_of_an_export_plans() {
+        use rehearsal_crds::testdata::{BIG_ACTIONS, BIG_FIRST_STEP_ACTIONS, BIG_STEPS};
+        let planned = actions_of(&spec_of(big())).unwrap();
+        assert_eq!(planned.len(), BIG_STEPS);
+        const { assert!(BIG_STEPS > 5000, "more steps than the API once took") };
+        assert_eq!(planned[0].len(), BIG_FIRST_STEP_ACTIONS);
+        assert_eq!(planned.iter().map(Vec::len).sum::<usize>(), BIG_ACTIONS);
+        let last = &planned[BIG_STEPS - 1][0];
+        assert_eq!((last.step_index, last.step_name.as_str(), last.action_index), (BIG_STEPS - 1, "9001", 0));
+    }
+
+    #[test]
+    fn a_bad_action_in_a_big_scenario_is_named_by_step_action_and_field() {
+        let mut object = big();
+        let data = object.pointer_mut("/spec/steps/0/actions/517/data").unwrap().as_object_mut().unwrap();
+        data.remove("replicas");
+        object.pointer_mut("/spec/steps/6000/actions/0/data/name").map(|n| *n = json!("nope")).unwrap();
+        let err = actions_of(&spec_of(object)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            [
+                r#"spec.steps[0].actions[517] (step "1", K8S_SCALE): data.replicas is missing"#,
+                r#"spec.steps[6000].actions[0] (step "6001", K8S_SCALE): deployment "nope" is not created by this scenario (its 300 Deployments: d000, d001, d002, d003, d004, d005, d006, d007, d008, d009 and 290 more)"#,
+            ]
+            .join("\n")
+        );
+    }
+
+    #[test]
+    fn limit_may_reach_the_number_of_steps() {
+        let mut long = spec(vec![]);
+        long.steps = vec![Step::default(); 100_001];
+        long.limit = Some(100_001);
+        assert!(actions_of(&long).is_ok());
+        long.limit = Some(100_002);
+        assert_eq!(actions_of(&long).unwrap_err().to_string(), "spec: limit must be at most 100001 (got 100002)");
     }
 
     #[test]

@@ -13,8 +13,7 @@ use serde_json::Value;
 
 use super::error::{Problem, ScenarioError};
 use super::objects::yaml_options;
-use super::steps::MAX_STEPS;
-use crate::limits::{MAX_LIMIT, MAX_TIMESTEP_SECONDS, MIN_TIMESTEP_SECONDS};
+use crate::limits::{MAX_TIMESTEP_SECONDS, MIN_TIMESTEP_SECONDS, max_limit};
 
 /// File name of the configuration inside a scenario directory.
 pub const CONFIG_FILE: &str = "config.yml";
@@ -153,8 +152,8 @@ impl SimulatorConfig {
     }
 
     /// Problems of the values (the shape was checked by `parse`): timing fields, run_id, the
-    /// deployment list.
-    pub(crate) fn problems(&self) -> Vec<Problem> {
+    /// deployment list. `n_steps` is the length of `steps.yml`, which bounds `limit`.
+    pub(crate) fn problems(&self, n_steps: usize) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut problem = |message: String| problems.push(Problem::file(CONFIG_FILE, message));
         if !self.timestep.is_finite() {
@@ -164,8 +163,10 @@ impl SimulatorConfig {
         } else if !(MIN_TIMESTEP_SECONDS..=MAX_TIMESTEP_SECONDS).contains(&self.timestep) {
             problem(format!("timestep must be from 0.001 to 86400 seconds (got {})", self.timestep));
         }
-        // Bounded so a play's step sequence and deadlines stay small and exact (see `limits`).
-        for (field, value, max) in [("start_step", self.start_step, MAX_STEPS as i64), ("limit", self.limit, MAX_LIMIT)]
+        // limit is bounded so a play's step sequence and deadlines stay small and exact (see
+        // `limits`); start_step only by the API's type (it wraps around the step list).
+        for (field, value, max) in
+            [("start_step", self.start_step, i64::from(i32::MAX)), ("limit", self.limit, max_limit(n_steps))]
         {
             match value {
                 Some(v) if v < 1 => problem(format!("{field} must be at least 1 (got {v})")),
@@ -181,13 +182,8 @@ impl SimulatorConfig {
                  letter or digit, at most 128 characters"
             ));
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for name in &self.deployments {
-            if name.is_empty() {
-                problem("deployments holds an empty name".to_string());
-            } else if !seen.insert(name.as_str()) {
-                problem(format!("deployment {name:?} is listed twice"));
-            }
+        if self.deployments.iter().any(String::is_empty) {
+            problem("deployments holds an empty name".to_string());
         }
         if !self.deployments.is_empty() && self.deployments_directory.is_none() {
             problem(format!(
@@ -202,6 +198,26 @@ impl SimulatorConfig {
             );
         }
         problems
+    }
+
+    /// What is odd but playable in `config.yml`: each deployment listed more than once (real
+    /// exports do that), one warning per name; the loader applies it once.
+    pub(crate) fn warnings(&self) -> Vec<Problem> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for name in self.deployments.iter().filter(|n| !n.is_empty()) {
+            *counts.entry(name).or_default() += 1;
+        }
+        // In the order of first mention, so the warnings read like the file.
+        let mut warned = std::collections::BTreeSet::new();
+        self.deployments
+            .iter()
+            .filter_map(|name| {
+                let n = counts.get(name.as_str()).copied().unwrap_or(0);
+                (n > 1 && warned.insert(name.as_str())).then(|| {
+                    Problem::file(CONFIG_FILE, format!("deployment {name:?} is listed {n} times; it is applied once"))
+                })
+            })
+            .collect()
     }
 }
 
@@ -391,7 +407,47 @@ simulator:
         assert_eq!(back["clusters"][0]["KubernetesCluster"]["zone"], json!("x"));
         assert_eq!(back["clusters"][2], json!({"Mystery": {"anything": [1, 2]}}));
         assert_eq!(back["future_field"], json!({"on": "yes"}));
-        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        assert!(cfg.problems(1).is_empty(), "{:?}", cfg.problems(1));
+        assert!(cfg.warnings().is_empty(), "{:?}", cfg.warnings());
+    }
+
+    #[test]
+    fn a_deployment_listed_again_is_one_warning_not_a_problem() {
+        let cfg = SimulatorConfig::parse(
+            "simulator:\n  timestep: 1\n  deployments_directory: d\n  deployments: [b, a, b, c, a, b, '']\n",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.warnings().iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                r#"config.yml: deployment "b" is listed 3 times; it is applied once"#,
+                r#"config.yml: deployment "a" is listed 2 times; it is applied once"#,
+            ]
+        );
+        // Only the empty name is a problem.
+        assert_eq!(
+            cfg.problems(1).iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["config.yml: deployments holds an empty name"]
+        );
+    }
+
+    #[test]
+    fn limit_and_start_step_bounds_follow_the_step_count() {
+        let cfg = |limit: i64, start: i64| {
+            SimulatorConfig::parse(&format!("simulator:\n  timestep: 1\n  limit: {limit}\n  start_step: {start}\n"))
+                .unwrap()
+        };
+        let shown = |c: SimulatorConfig, n| c.problems(n).iter().map(ToString::to_string).collect::<Vec<_>>();
+        assert!(shown(cfg(100_000, 2_147_483_647), 60).is_empty());
+        assert!(shown(cfg(250_000, 7), 250_000).is_empty());
+        assert_eq!(
+            shown(cfg(250_001, 2_147_483_648), 250_000),
+            [
+                "config.yml: start_step must be at most 2147483647 (got 2147483648)",
+                "config.yml: limit must be at most 250000 (got 250001)",
+            ]
+        );
+        assert_eq!(shown(cfg(100_001, 1), 60), ["config.yml: limit must be at most 100000 (got 100001)"]);
     }
 
     #[test]

@@ -22,9 +22,6 @@ use super::steps::{STEPS_FILE, ScenarioStep, parse_steps_file, resolve_steps};
 /// script's choice).
 pub const DEFAULT_NODEPOOL_DIRECTORY: &str = "nodepools";
 
-/// The most manifests (and, separately, optional manifests) a Scenario holds (its API's bound).
-pub const MAX_MANIFESTS: usize = 1000;
-
 /// A scenario directory, read and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScenarioDir {
@@ -40,13 +37,16 @@ pub struct ScenarioDir {
     /// Every document of the node pool files (sorted by file name): applied only when the
     /// cluster serves their kinds.
     pub optional_manifests: Vec<Value>,
+    /// What is odd but playable (a deployment listed twice), for the caller to log once.
+    pub warnings: Vec<Problem>,
 }
 
 /// Reads and validates the scenario directory `dir`.
 ///
 /// A missing directory or file, or YAML that does not parse into the format's shape, stops the
 /// load at once; every other problem is collected and returned together in
-/// [`ScenarioError::Invalid`].
+/// [`ScenarioError::Invalid`]. There is no bound on the number of deployments, steps or actions:
+/// a directory is bound only by memory.
 pub fn load(dir: &Path) -> Result<ScenarioDir, ScenarioError> {
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
@@ -60,24 +60,18 @@ pub fn load(dir: &Path) -> Result<ScenarioDir, ScenarioError> {
     let config = SimulatorConfig::parse(&read_required(dir, &root, CONFIG_FILE)?)?;
     let written_steps = parse_steps_file(&read_required(dir, &root, STEPS_FILE)?)?;
 
-    let mut problems = config.problems();
+    let mut problems = config.problems(written_steps.len());
     let mut loader = Loader { dir, root: &root, problems: &mut problems, defined: BTreeMap::new() };
     let (manifests, mut deployments) = loader.deployment_manifests(&config);
     let optional_manifests = loader.nodepool_manifests(&config);
     deployments.extend(manifests.iter().filter_map(deployment_name).map(str::to_string));
-    for (list, count) in [("manifests", manifests.len()), ("optional manifests (node pools)", optional_manifests.len())]
-    {
-        if count > MAX_MANIFESTS {
-            problems
-                .push(Problem::file(CONFIG_FILE, format!("{count} {list}; a scenario holds at most {MAX_MANIFESTS}")));
-        }
-    }
     let steps = resolve_steps(written_steps, &root, &deployments, &mut problems);
 
     if !problems.is_empty() {
         return Err(ScenarioError::Invalid(problems));
     }
-    Ok(ScenarioDir { dir: dir.to_path_buf(), config, steps, manifests, optional_manifests })
+    let warnings = config.warnings();
+    Ok(ScenarioDir { dir: dir.to_path_buf(), config, steps, manifests, optional_manifests, warnings })
 }
 
 /// Reads a file the format requires; `root` is `dir` canonicalised.
@@ -210,8 +204,10 @@ impl Loader<'_> {
         }
         let mut seen = BTreeSet::new();
         for name in &config.deployments {
+            // An empty name is a problem of the config checks; a repeated one is read once (and
+            // warned about by `SimulatorConfig::warnings`).
             if name.is_empty() || !seen.insert(name) {
-                continue; // reported by the config checks
+                continue;
             }
             let written = Path::new(directory).join(format!("{name}.yaml"));
             let file = shown(self.dir, &self.dir.join(&written));

@@ -7,6 +7,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::actions::SPEC;
+
 /// Why a scenario could not be read, validated or rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -116,6 +118,25 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A Scenario's problems name the field the way the API server and kubectl do
+        // (`spec.steps[6].actions[517]`, 0-based), with the step's label and the action type.
+        if self.file == SPEC
+            && let Some(step) = &self.step
+        {
+            write!(f, "{SPEC}.steps[{}]", step.position.saturating_sub(1))?;
+            let mut labels = Vec::new();
+            if !step.name.is_empty() {
+                labels.push(format!("step {:?}", step.name));
+            }
+            if let Some(action) = &self.action {
+                write!(f, ".actions[{}]", action.position.saturating_sub(1))?;
+                labels.push(action.action_type.clone());
+            }
+            if !labels.is_empty() {
+                write!(f, " ({})", labels.join(", "))?;
+            }
+            return write!(f, ": {}", self.message);
+        }
         write!(f, "{}: ", self.file)?;
         if let Some(step) = &self.step {
             write!(f, "step {}", step.position)?;
@@ -163,5 +184,29 @@ mod tests {
         assert_eq!(unnamed.to_string(), "steps.yml: step 2: boom");
         let all = ScenarioError::Invalid(vec![p, Problem::file("config.yml", "bad")]);
         assert_eq!(all.to_string(), "steps.yml: step 3 (\"3\"), action 1 (K8S_SCALE): boom\nconfig.yml: bad");
+    }
+
+    #[test]
+    fn a_scenario_problem_names_the_field_path() {
+        let at = |step: &str, action: Option<&str>| Problem {
+            file: SPEC.into(),
+            step: Some(StepRef { position: 7, name: step.into() }),
+            action: action.map(|t| ActionRef { position: 518, action_type: t.into() }),
+            message: "data.replicas is missing".into(),
+        };
+        assert_eq!(
+            at("7", Some("K8S_SCALE")).to_string(),
+            r#"spec.steps[6].actions[517] (step "7", K8S_SCALE): data.replicas is missing"#
+        );
+        assert_eq!(
+            at("", Some("K8S_SCALE")).to_string(),
+            "spec.steps[6].actions[517] (K8S_SCALE): data.replicas is missing"
+        );
+        assert_eq!(at("7", None).to_string(), r#"spec.steps[6] (step "7"): data.replicas is missing"#);
+        assert_eq!(at("", None).to_string(), "spec.steps[6]: data.replicas is missing");
+        assert_eq!(
+            Problem::file(SPEC, "steps must hold at least one step").to_string(),
+            "spec: steps must hold at least one step"
+        );
     }
 }

@@ -48,6 +48,11 @@
 //! `steps.yml: step 3 ("3"), action 1 (K8S_SCALE): action_data "name=deploy-if,replicas=twelve":
 //! replicas "twelve" is not a non-negative integer`.
 //!
+//! Size is not a problem: any number of deployments, steps and actions per step is taken (real
+//! exports hold hundreds of each), bound only by memory. A deployment listed twice in
+//! `config.yml` is a warning ([`ScenarioDir::warnings`], logged once by the player) and is
+//! applied once.
+//!
 //! # Playing
 //!
 //! The player always works from a Scenario (a directory is converted with
@@ -85,10 +90,7 @@ pub use crate::artifacts::upload;
 pub use actions::{ActionKind, PlannedAction, SPEC, actions_of};
 pub use config::{CONFIG_FILE, Cluster, EcsCluster, KubernetesCluster, SimulatorConfig};
 pub use convert::{DEFAULT_NAMESPACE, render_manifest};
-pub use directory::{DEFAULT_NODEPOOL_DIRECTORY, MAX_MANIFESTS, ScenarioDir, load};
+pub use directory::{DEFAULT_NODEPOOL_DIRECTORY, ScenarioDir, load};
 pub use error::{ActionRef, Problem, ScenarioError, StepRef};
 pub use plan::{expected_duration, format_duration, step_at, step_offset, step_sequence};
-pub use steps::{
-    ActionArgs, DEFAULT_WAIT_TIMEOUT_SECONDS, MAX_ACTIONS_PER_STEP, MAX_STEPS, STEPS_FILE, ScenarioStep, StepAction,
-    parse_action_data,
-};
+pub use steps::{ActionArgs, DEFAULT_WAIT_TIMEOUT_SECONDS, STEPS_FILE, ScenarioStep, StepAction, parse_action_data};

@@ -190,7 +190,13 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
             let loaded = source::from_directory(dir, settings.namespace.as_deref());
             let client = build_client(settings.kubeconfig.as_deref()).await;
             match loaded {
-                Ok(p) => (p, client.map_err(PlayError::Setup)?, origin),
+                Ok(p) => {
+                    // Logged here, once per play, before anything else can fail.
+                    for warning in &p.warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    (p, client.map_err(PlayError::Setup)?, origin)
+                }
                 Err(e) => {
                     if let Ok(client) = &client {
                         report_invalid(client, settings, &e).await;
@@ -638,7 +644,8 @@ impl<'a> Play<'a> {
     async fn play_steps<C: Clock>(&mut self, clock: &C, stop: &mut watch::Receiver<bool>) {
         let playable = self.playable;
         let spec = &playable.scenario.spec;
-        let limit = spec.limit.unwrap_or(spec.steps.len() as i32);
+        // A directory's step count has no bound of its own; the list fits an i32 in practice.
+        let limit = spec.limit.unwrap_or_else(|| i32::try_from(spec.steps.len()).unwrap_or(i32::MAX));
         let sequence = step_sequence(
             u32::try_from(spec.start_step).unwrap_or(1),
             u32::try_from(limit).unwrap_or(0),

@@ -26,6 +26,9 @@ pub struct Playable {
     pub optional_sources: Vec<String>,
     /// The run id: runId, else the Scenario's name, as a folder name and label value.
     pub run_id: String,
+    /// What is odd but playable in the source (a deployment listed twice in `config.yml`), one
+    /// line each, for the player to log once.
+    pub warnings: Vec<String>,
 }
 
 /// Reads and validates a scenario directory; `namespace` overrides karpenter-test.
@@ -33,7 +36,8 @@ pub fn from_directory(dir: &Path, namespace: Option<&str>) -> Result<Playable, S
     let loaded = load(dir)?;
     let scenario = loaded.to_scenario_in(&loaded.suggested_name(), namespace.unwrap_or(DEFAULT_NAMESPACE));
     let sources = optional_sources(&loaded);
-    playable(scenario, sources)
+    let warnings = loaded.warnings.iter().map(ToString::to_string).collect();
+    playable(scenario, sources, warnings)
 }
 
 /// Validates a Scenario object; `namespace` overrides its `spec.namespace`.
@@ -48,13 +52,17 @@ pub fn from_object(mut scenario: Scenario, namespace: Option<&str>) -> Result<Pl
         .enumerate()
         .map(|(i, o)| format!("optionalManifests[{i}] ({})", describe(&o.0)))
         .collect();
-    playable(scenario, sources)
+    playable(scenario, sources, Vec::new())
 }
 
-fn playable(scenario: Scenario, optional_sources: Vec<String>) -> Result<Playable, ScenarioError> {
+fn playable(
+    scenario: Scenario,
+    optional_sources: Vec<String>,
+    warnings: Vec<String>,
+) -> Result<Playable, ScenarioError> {
     let plan = actions_of(&scenario.spec)?;
     let run_id = run_id_value(scenario.spec.run_id.as_deref().unwrap_or(&scenario.name_any()));
-    Ok(Playable { scenario, plan, optional_sources, run_id })
+    Ok(Playable { scenario, plan, optional_sources, run_id, warnings })
 }
 
 /// The file of each optional manifest of a loaded directory, relative to it, found the way
@@ -131,6 +139,6 @@ mod tests {
         let mut s = from_directory(Path::new(FIXTURE), None).unwrap().scenario;
         s.spec.steps[2].actions[0].data.as_mut().unwrap().replicas = Some(-4);
         let err = from_object(s, None).unwrap_err().to_string();
-        assert_eq!(err, r#"spec: step 3 ("3"), action 1 (K8S_SCALE): data.replicas must be at least 0 (got -4)"#);
+        assert_eq!(err, r#"spec.steps[2].actions[0] (step "3", K8S_SCALE): data.replicas must be at least 0 (got -4)"#);
     }
 }

@@ -177,13 +177,9 @@ pub(crate) fn parse_steps_file(text: &str) -> Result<Vec<WrittenStep>, ScenarioE
         .collect())
 }
 
-/// The most steps a Scenario holds (its API's bound).
-pub const MAX_STEPS: usize = 5000;
-/// The most actions a step holds (the Scenario API's bound).
-pub const MAX_ACTIONS_PER_STEP: usize = 100;
-
 /// Parses every action's data; `deployments` are the Deployments the scenario creates, which
-/// scale and wait actions must name. `dir` resolves `APPLY` files.
+/// scale and wait actions must name. `dir` resolves `APPLY` files. Any number of steps and
+/// actions is taken: a directory is bound only by memory.
 pub(crate) fn resolve_steps(
     written: Vec<WrittenStep>,
     dir: &Path,
@@ -194,10 +190,6 @@ pub(crate) fn resolve_steps(
     if written.is_empty() {
         problems.push(Problem::file(STEPS_FILE, "the scenario has no steps (`scenario:` is missing or empty)"));
     }
-    if written.len() > MAX_STEPS {
-        problems
-            .push(Problem::file(STEPS_FILE, format!("{} steps; a scenario holds at most {MAX_STEPS}", written.len())));
-    }
     let mut steps = Vec::with_capacity(written.len());
     // Pending membership checks: run after every APPLY is read, since an applied Deployment
     // counts as one the scenario creates.
@@ -205,14 +197,6 @@ pub(crate) fn resolve_steps(
     let mut applied = std::collections::BTreeSet::new();
     for (si, step) in written.into_iter().enumerate() {
         let step_ref = StepRef { position: si + 1, name: step.name.clone() };
-        if step.actions.len() > MAX_ACTIONS_PER_STEP {
-            problems.push(Problem {
-                file: STEPS_FILE.to_string(),
-                step: Some(step_ref.clone()),
-                action: None,
-                message: format!("{} actions; a step holds at most {MAX_ACTIONS_PER_STEP}", step.actions.len()),
-            });
-        }
         let mut actions = Vec::with_capacity(step.actions.len());
         for (ai, action) in step.actions.into_iter().enumerate() {
             let at = Problem {
@@ -276,15 +260,27 @@ pub(crate) fn resolve_steps(
     steps
 }
 
+/// Most Deployment names a "not created" message lists: an export creates hundreds, and the
+/// message is repeated for every action naming a wrong one (and ends up in a condition).
+const KNOWN_LISTED: usize = 10;
+
 /// The message for a scale or wait action naming a Deployment the scenario does not create.
 pub(crate) fn not_created<'a>(name: &str, known: impl Iterator<Item = &'a String>) -> String {
     let mut known: Vec<&str> = known.map(String::as_str).collect();
     known.sort_unstable();
     known.dedup();
     if known.is_empty() {
-        format!("deployment {name:?} is not created by this scenario (it creates no Deployment)")
+        return format!("deployment {name:?} is not created by this scenario (it creates no Deployment)");
+    }
+    let more = known.len().saturating_sub(KNOWN_LISTED);
+    let listed = known[..known.len().min(KNOWN_LISTED)].join(", ");
+    if more == 0 {
+        format!("deployment {name:?} is not created by this scenario (its Deployments: {listed})")
     } else {
-        format!("deployment {name:?} is not created by this scenario (its Deployments: {})", known.join(", "))
+        format!(
+            "deployment {name:?} is not created by this scenario (its {} Deployments: {listed} and {more} more)",
+            known.len()
+        )
     }
 }
 
@@ -558,6 +554,24 @@ mod tests {
         assert_eq!(
             parse_action_data(ActionType::Apply, "file=bad.yaml", dir.path()),
             Err(vec![r#"file "bad.yaml": apiVersion is missing, metadata.name is missing"#.to_string()])
+        );
+    }
+
+    #[test]
+    fn not_created_lists_a_few_of_many_deployments() {
+        let few: Vec<String> = ["b", "a", "b"].map(String::from).to_vec();
+        assert_eq!(
+            not_created("x", few.iter()),
+            r#"deployment "x" is not created by this scenario (its Deployments: a, b)"#
+        );
+        assert_eq!(
+            not_created("x", [].iter()),
+            r#"deployment "x" is not created by this scenario (it creates no Deployment)"#
+        );
+        let many: Vec<String> = (0..600).map(|i| format!("d{i:03}")).collect();
+        assert_eq!(
+            not_created("x", many.iter()),
+            r#"deployment "x" is not created by this scenario (its 600 Deployments: d000, d001, d002, d003, d004, d005, d006, d007, d008, d009 and 590 more)"#
         );
     }
 

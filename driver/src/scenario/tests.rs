@@ -299,7 +299,7 @@ fn timing_fields_are_checked_together() {
         problems(tmp.path()),
         [
             "config.yml: timestep must be from 0.001 to 86400 seconds (got 86401)",
-            "config.yml: start_step must be at most 5000 (got 9999999999)",
+            "config.yml: start_step must be at most 2147483647 (got 9999999999)",
             "config.yml: limit must be at most 100000 (got 2000000000)",
         ]
     );
@@ -369,12 +369,105 @@ fn bad_manifests() {
 fn duplicate_objects_and_names() {
     let tmp = copy_fixture();
     edit(tmp.path(), "deployments/deploy-ov-pdb.yaml", "name: deploy-ov-pdb", "name: deploy-if-pdb");
+    // A deployment listed again is no problem (see the next test), and its files are read once.
     edit(tmp.path(), "config.yml", "  - deploy-h0\n", "  - deploy-h0\n  - deploy-if\n");
     assert_eq!(
         problems(tmp.path()),
         [
-            r#"config.yml: deployment "deploy-if" is listed twice"#,
             r#"deployments/deploy-ov-pdb.yaml: document 1: PodDisruptionBudget "deploy-if-pdb" is also defined in deployments/deploy-if-pdb.yaml"#,
+        ]
+    );
+}
+
+#[test]
+fn a_deployment_listed_twice_is_one_warning_and_applied_once() {
+    let tmp = copy_fixture();
+    edit(tmp.path(), "config.yml", "  - deploy-h0\n", "  - deploy-h0\n  - deploy-if\n  - deploy-h0\n  - deploy-if\n");
+    let loaded = load(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            r#"config.yml: deployment "deploy-if" is listed 3 times; it is applied once"#,
+            r#"config.yml: deployment "deploy-h0" is listed 2 times; it is applied once"#,
+        ]
+    );
+    // The same manifests as the fixture's, each once.
+    assert_eq!(loaded.manifests, fixture().manifests);
+    assert!(fixture().warnings.is_empty());
+    // The player gets the warnings once (it logs each when it starts), and plays the Scenario
+    // the fixture makes.
+    let playable = source::from_directory(tmp.path(), None).unwrap();
+    assert_eq!(playable.warnings, warnings);
+    assert_eq!(playable.scenario.spec.manifests.len(), fixture().manifests.len());
+}
+
+/// A scenario directory the size of a production export: `deployments` Deployments (each with
+/// a PDB), a first step of `first` scale actions, then `more` steps of one scale action each.
+fn export_like(deployments: usize, first: usize, more: usize) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("deployments")).unwrap();
+    let names: Vec<String> = (0..deployments).map(|i| format!("svc-{i:04}")).collect();
+    for name in &names {
+        write(
+            tmp.path(),
+            &format!("deployments/{name}.yaml"),
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 1\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec: {{containers: [{{name: c, image: nginx}}]}}\n"
+            ),
+        );
+        write(
+            tmp.path(),
+            &format!("deployments/{name}-pdb.yaml"),
+            &format!(
+                "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {{name: {name}-pdb}}\nspec: {{minAvailable: 1, selector: {{matchLabels: {{app: {name}}}}}}}\n"
+            ),
+        );
+    }
+    let mut config = String::from(
+        "simulator:\n  run_id: export\n  timestep: 10\n  deployments_directory: deployments\n  deployments:\n",
+    );
+    for name in &names {
+        config.push_str(&format!("  - {name}\n"));
+    }
+    write(tmp.path(), "config.yml", &config);
+    let action = |i: usize| {
+        format!(
+            "    - action: {{action_type: K8S_SCALE, action_data: \"name={},replicas={}\"}}\n",
+            names[i % deployments],
+            i % 5
+        )
+    };
+    let mut steps = String::from("scenario:\n- step:\n    name: 1\n    actions:\n");
+    (0..first).for_each(|i| steps.push_str(&action(i)));
+    for k in 0..more {
+        steps.push_str(&format!("- step:\n    name: {}\n    actions:\n{}", k + 2, action(k)));
+    }
+    write(tmp.path(), "steps.yml", &steps);
+    tmp
+}
+
+#[test]
+fn a_directory_the_size_of_an_export_has_no_bound_but_memory() {
+    // 600 Deployments and their PDBs (1200 manifests), 1000 actions in the first step, 6001 steps
+    // and 7000 actions in all: past every bound the API once had (1000 manifests, 100 actions a
+    // step, 5000 steps).
+    let tmp = export_like(600, 1000, 6000);
+    let loaded = load(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.manifests.len(), 1200);
+    assert_eq!(loaded.steps.len(), 6001);
+    assert_eq!(loaded.steps[0].actions.len(), 1000);
+    let playable = source::from_directory(tmp.path(), None).unwrap();
+    assert_eq!(playable.plan.iter().map(Vec::len).sum::<usize>(), 7000);
+    assert_eq!(playable.scenario.spec.limit, None);
+    assert!(playable.warnings.is_empty());
+
+    // One bad action among them is named by its step and action, as in a small scenario.
+    edit(tmp.path(), "steps.yml", "name=svc-0517,replicas=2", "name=svc-0517,replicas=-2");
+    assert_eq!(
+        problems(tmp.path()),
+        [
+            r#"steps.yml: step 1 ("1"), action 518 (K8S_SCALE): action_data "name=svc-0517,replicas=-2": replicas "-2" is not a non-negative integer"#
         ]
     );
 }

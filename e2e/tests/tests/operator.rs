@@ -427,6 +427,74 @@ async fn scenarios(client: Client) {
     let _ = scenarios.delete(&scn, &DeleteParams::default()).await;
 }
 
+/// The status and message of a Scenario's Valid condition.
+fn valid(s: &Scenario) -> Option<(String, String)> {
+    let c = s.status.as_ref()?.conditions.iter().find(|c| c.type_ == "Valid")?;
+    Some((c.status.clone(), c.message.clone()))
+}
+
+/// Waits until the Scenario's Valid condition has `status` for its current generation.
+async fn wait_valid(scenarios: &Api<Scenario>, name: &str, status: &'static str) -> Scenario {
+    wait_for(scenarios, name, Duration::from_secs(60), &format!("Valid={status}"), move |s: Option<&Scenario>| {
+        s.is_some_and(|s| {
+            let current = s.status.as_ref().and_then(|st| st.observed_generation) == s.metadata.generation;
+            current && valid(s).is_some_and(|(st, _)| st == status)
+        })
+    })
+    .await
+}
+
+/// A Scenario the size of a production export (1,000 actions in one step, 10,000 in all) is
+/// judged by the operator: one bad action is named in Valid by its step, action and field, and
+/// fixing it makes the Scenario valid. Each rule moved out of the schema (what an action's type
+/// needs) is named in Valid too.
+async fn big_and_invalid_scenarios(client: Client) {
+    use rehearsal_crds::testdata::{BIG_STEPS, big_scenario, invalid_actions};
+    let scenarios: Api<Scenario> = Api::all(client.clone());
+    let name = unique("big-scn");
+    let mut bad = big_scenario(&name);
+    bad.pointer_mut("/spec/steps/0/actions/517/data")
+        .and_then(Value::as_object_mut)
+        .expect("action 517")
+        .remove("replicas");
+    scenarios.create(&PostParams::default(), &object(bad)).await.expect("create the big Scenario");
+    let judged = wait_valid(&scenarios, &name, "False").await;
+    assert_eq!(
+        valid(&judged).map(|v| v.1).unwrap_or_default(),
+        r#"spec.steps[0].actions[517] (step "1", K8S_SCALE): data.replicas is missing"#
+    );
+    assert_eq!(judged.status.as_ref().and_then(|s| s.steps), Some(BIG_STEPS as i64));
+    let (_, table) = kubectl(&["get", "scenario", &name]).await;
+    assert!(table.lines().nth(1).unwrap_or_default().contains("False"), "Valid column: {table}");
+
+    let fixed: Scenario = object(big_scenario(&name));
+    scenarios
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&fixed))
+        .await
+        .expect("fix the big Scenario");
+    let judged = wait_valid(&scenarios, &name, "True").await;
+    assert_eq!(valid(&judged).map(|v| v.1).unwrap_or_default(), "the scenario passed validation");
+    let _ = scenarios.delete(&name, &DeleteParams::default()).await;
+
+    let mut wrong = vec![];
+    for case in invalid_actions() {
+        let name = unique("invalid-action");
+        let mut scenario: Scenario = object(case.object.clone());
+        scenario.metadata.name = Some(name.clone());
+        if let Err(e) = scenarios.create(&PostParams::default(), &scenario).await {
+            wrong.push(format!("{}: refused: {e}", case.name));
+            continue;
+        }
+        let judged = wait_valid(&scenarios, &name, "False").await;
+        let message = valid(&judged).map(|v| v.1).unwrap_or_default();
+        if message != case.valid {
+            wrong.push(format!("{}: Valid says {message:?}, want {:?}", case.name, case.valid));
+        }
+        let _ = scenarios.delete(&name, &DeleteParams::default()).await;
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// Two Simulations at once: the second is Queued behind the first, then runs.
 async fn queue_of_two(client: Client) {
     let scratch = scratch_namespace(&client).await;
@@ -758,6 +826,7 @@ async fn operator_end_to_end() {
         case(&mut failures, "rbac", &client, rbac).await;
         case(&mut failures, "trace_with_two_repetitions", &client, trace_with_two_repetitions).await;
         case(&mut failures, "scenarios", &client, scenarios).await;
+        case(&mut failures, "big_and_invalid_scenarios", &client, big_and_invalid_scenarios).await;
         case(&mut failures, "queue_of_two", &client, queue_of_two).await;
         case(&mut failures, "bad_simulations_and_spec_edits", &client, bad_simulations_and_spec_edits).await;
         case(&mut failures, "s3_and_http_sources", &client, s3_and_http_sources).await;

@@ -2,8 +2,9 @@
 //! Karpenter fixture `kubernetes_scenario_1753908801` as it was written: the Deployments follow
 //! the steps, their PDBs exist, the pods run on the virtual nodes, the node pools are skipped
 //! with a warning, the logs reach MinIO intact, and nothing is left. Also: an invalid scenario
-//! applies nothing, the same scenario runs again on the same namespace, and every action type
-//! plays, a failed one being logged without stopping the run.
+//! applies nothing, the same scenario runs again on the same namespace, every action type
+//! plays, a failed one being logged without stopping the run, and a directory shaped like a
+//! production export (a deployment listed twice, a step of 150 actions) plays with one warning.
 //!
 //! The tests run one at a time (they share the fixture's run label and put ~100 pods on the
 //! nodes); build the driver first (`cargo build -p rehearsal-driver`).
@@ -562,6 +563,85 @@ async fn every_action_type_plays_and_a_failed_action_does_not_stop_the_run() {
     let actions = &summary["run"]["details"]["actions"];
     assert_eq!((actions["ok"].as_u64(), actions["failed"].as_u64()), (Some(5), Some(1)));
     assert_eq!(summary["run"]["result"], "failed");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    assert!(namespaces.get_opt(&namespace).await.expect("read namespace").is_none(), "namespace left");
+}
+
+/// A directory shaped like a production export: 120 Deployments, one listed twice in
+/// `config.yml`, and a step of 150 actions (more than the 100 a step once held). The repeated
+/// name is one warning in the log and its Deployment is applied once; every action plays.
+#[tokio::test]
+async fn an_export_with_a_repeated_deployment_and_a_big_step_plays() {
+    let _serial = SERIAL.lock().await;
+    let client = client().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |file: &str, text: &str| {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    let names: Vec<String> = (0..120).map(|i| format!("svc-{i:03}")).collect();
+    for name in &names {
+        // No replicas: the play is about the number of objects and actions, not pods.
+        write(
+            &format!("deployments/{name}.yaml"),
+            &format!(
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 0\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: c, image: nginx}}]\n"
+            ),
+        );
+    }
+    let mut config = String::from(
+        "simulator:\n  run_id: e2e_export\n  timestep: 1\n  deployments_directory: deployments\n  deployments:\n",
+    );
+    for name in names.iter().chain([&names[7]]) {
+        config.push_str(&format!("  - {name}\n"));
+    }
+    write("config.yml", &config);
+    let mut steps = String::from("scenario:\n- step:\n    name: burst\n    actions:\n");
+    for i in 0..150 {
+        steps.push_str(&format!(
+            "    - action: {{action_type: K8S_SCALE, action_data: \"name={},replicas=0\"}}\n",
+            names[i % names.len()]
+        ));
+    }
+    steps.push_str("- step:\n    name: last\n    actions:\n    - action: {action_type: K8S_SCALE, action_data: \"name=svc-007,replicas=0\"}\n");
+    write("steps.yml", &steps);
+
+    let namespace = unique("scn-export");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let run = run_driver(
+        &["--scenario", &dir.path().display().to_string(), "--speed", "4"],
+        &[("NAMESPACE", &namespace), ("LOG_DIR", &logs.path().display().to_string())],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.explain());
+    let warning = r#"config.yml: deployment "svc-007" is listed 2 times; it is applied once"#;
+    let warned = run.stderr.lines().filter(|l| l.contains(warning)).count();
+    assert_eq!(warned, 1, "the warning is logged once: {}", run.explain());
+    // " applied " is the message of the line logged per object applied (fields follow it).
+    let applied = |name: &str| {
+        run.stderr.lines().filter(|l| l.contains(" applied ") && l.contains(&format!("Deployment {name}"))).count()
+    };
+    assert_eq!(applied("svc-007"), 1, "svc-007 is applied once: {}", run.explain());
+    assert_eq!(applied("svc-119"), 1, "{}", run.explain());
+
+    let folder = std::fs::read_dir(logs.path().join("e2e_export"))
+        .expect("log folder")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .expect("one log folder");
+    let text = std::fs::read_to_string(folder.join("actions.jsonl")).expect("actions.jsonl");
+    let mut per_step = BTreeMap::new();
+    for line in text.lines() {
+        let r: Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(r["result"], "ok", "{line}");
+        *per_step.entry(r["step"].as_u64().unwrap_or(0)).or_insert(0) += 1;
+    }
+    assert_eq!(per_step, BTreeMap::from([(1, 150), (2, 1)]));
+    let summary = read_json(&folder.join("summary.json"));
+    let actions = &summary["run"]["details"]["actions"];
+    assert_eq!((actions["ok"].as_u64(), actions["failed"].as_u64()), (Some(151), Some(0)));
     let namespaces: Api<Namespace> = Api::all(client.clone());
     assert!(namespaces.get_opt(&namespace).await.expect("read namespace").is_none(), "namespace left");
 }
