@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SANDBOX := e2e/cluster/sandbox.sh
 
-.PHONY: all build test unit e2e crds lint fmt demo bench sandbox-up sandbox-down sandbox-status cluster-bins clean
+.PHONY: all build test unit e2e crds lint fmt demo bench bench-webhook bench-replay bench-scale bench-scenario bench-operator sandbox-up sandbox-down sandbox-status cluster-bins clean
 
 all: build
 
@@ -73,10 +73,38 @@ sandbox-status:
 demo: cluster-bins
 	e2e/demo.sh
 
-## bench: benchmarks on the local control plane (figures printed, not asserted)
-bench: cluster-bins
-	e2e/run-with-sandbox.sh e2e/bench.sh
+## bench: every benchmark part below, one after the other; figures printed, not asserted, and
+## written to bench-results/<part>.json (REHEARSAL_BENCH_RESULTS moves it); compare two runs with
+## rehearsal-driver bench compare OLD.json NEW.json
+# Recipe lines rather than prerequisites: the parts run in this order even under make -j, and
+# never at the same time (they share the sandbox and measure CPU).
+bench:
+	$(MAKE) --no-print-directory bench-webhook
+	$(MAKE) --no-print-directory bench-replay
+	$(MAKE) --no-print-directory bench-scale
+	$(MAKE) --no-print-directory bench-scenario
+	$(MAKE) --no-print-directory bench-operator
+
+## bench-webhook: the admission webhook's latency at 1,000 requests/s (no cluster) -> webhook.json
+bench-webhook:
+	REHEARSAL_BENCH_ONLY=webhook e2e/bench.sh
+
+## bench-replay: trace memory, replay lateness and throughput, peak RSS, the collectors' cost, on the
+## local control plane -> replay.json (REHEARSAL_BENCH_ONLY="rss collectors" picks sections)
+bench-replay: cluster-bins
+	REHEARSAL_BENCH_ONLY="$${REHEARSAL_BENCH_ONLY:-memory replay rss collectors}" e2e/run-with-sandbox.sh e2e/bench.sh
+
+## bench-scale: e2e/bench-scale.sh on the local control plane -> scale.json
+bench-scale: cluster-bins
+	e2e/run-with-sandbox.sh e2e/bench-scale.sh
+
+## bench-scenario: the scenario player's step lateness and drift, on the local control plane -> scenario.json
+bench-scenario: cluster-bins
 	e2e/run-with-sandbox.sh e2e/bench-scenario.sh
+
+## bench-operator: the operator's reconcile latency and memory with 100 queued, on the local control
+## plane -> operator.json
+bench-operator: cluster-bins
 	e2e/run-with-sandbox.sh e2e/bench-operator.sh
 
 ## scenario-driver-build / scenario-driver-run: the Karpenter scenario driver's targets, for

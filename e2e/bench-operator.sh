@@ -3,13 +3,18 @@
 #   1. reconcile latency: from `kubectl create` of a Simulation to its driver Job existing
 #      (5 times, median and max), the operator installed with `kubectl apply -k config/default`;
 #   2. the leader's memory with 100 Simulations queued behind a running one.
-# Run through e2e/run-with-sandbox.sh (make bench does), which provides the control plane.
+# The figures also go to bench-results/operator.json (e2e/bench_results.py).
+# Run through e2e/run-with-sandbox.sh (make bench-operator does), which provides the control plane.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# The python snippet below imports bench_results from e2e/.
+export PYTHONPATH=$root/e2e${PYTHONPATH:+:$PYTHONPATH}
 say() { printf '\n== %s\n' "$*"; }
+record() { python3 e2e/bench_results.py record operator "$@"; }
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
 ns=rehearsal-system
+python3 e2e/bench_results.py begin operator
 
 cargo build -q -p rehearsal-operator -p rehearsal-driver
 cleanup() {
@@ -47,8 +52,12 @@ for i in 1 2 3 4 5; do
 done
 python3 - "${times[@]}" <<'PY'
 import statistics, sys
+from bench_results import record
 t = sorted(int(x) for x in sys.argv[1:])
 print(f"apply -> Job: median {statistics.median(t):.0f} ms, max {max(t)} ms (all: {t}; includes kubectl's own start, ~100 ms)")
+note = f"kubectl create of a Simulation to its driver Job, {len(t)} runs; includes kubectl's own start"
+record("operator", "reconcile.apply_to_job_median_ms", statistics.median(t), "ms", "lower", note=note)
+record("operator", "reconcile.apply_to_job_max_ms", max(t), "ms", "lower", note=note)
 PY
 
 say "operator memory with 100 Simulations queued behind a running one"
@@ -67,5 +76,12 @@ for _ in $(seq 1 120); do
 done
 after=$(rss "$pid")
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status")
-echo "100 Simulations Queued after $(( $(date +%s) - start )) s ($queued seen); leader RSS $((before / 1024)) MiB before, $((after / 1024)) MiB with the queue, peak $((hwm / 1024)) MiB"
+took=$(( $(date +%s) - start ))
+echo "100 Simulations Queued after $took s ($queued seen); leader RSS $((before / 1024)) MiB before, $((after / 1024)) MiB with the queue, peak $((hwm / 1024)) MiB"
+record queue100.seconds_to_queued "$took" s lower --note "100 Simulations created behind a running one, until all are Queued"
+record queue100.queued_seen "$queued" simulations higher --goal '>=100'
+# /proc gives KiB; MiB to a tenth here where the line above rounds down.
+record queue100.leader_rss_before_mib "$(awk -v k="$before" 'BEGIN {printf "%.1f", k / 1024}')" MiB lower
+record queue100.leader_rss_mib "$(awk -v k="$after" 'BEGIN {printf "%.1f", k / 1024}')" MiB lower --note "with 100 Simulations queued"
+record queue100.leader_rss_peak_mib "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')" MiB lower --note "VmHWM of the leader"
 kubectl get simulation queued-100 -o jsonpath='queued-100: {.status.conditions[?(@.type=="Reconciling")].message}{"\n"}'

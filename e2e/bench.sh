@@ -11,7 +11,10 @@
 #      report` on that run's folder.
 # REHEARSAL_BENCH_ONLY="rss collectors" runs only those sections (webhook, memory, replay, rss,
 # collectors).
-# Run through e2e/run-with-sandbox.sh (make bench does), which provides the control plane.
+# The figures also go to bench-results/webhook.json (section 1) and bench-results/replay.json (the
+# others), through e2e/bench_results.py; $REHEARSAL_BENCH_RESULTS moves that directory.
+# Sections 3 to 5 need the control plane: run through e2e/run-with-sandbox.sh (make bench-replay
+# does). Sections 1 and 2 need none (make bench-webhook runs section 1 alone, without it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -19,15 +22,58 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # Run folders of the replays below go there too, not into the working directory.
 export LOG_DIR=$work/runs
+# The python snippets below import bench_results from e2e/.
+export PYTHONPATH=$root/e2e${PYTHONPATH:+:$PYTHONPATH}
 say() { printf '\n== %s\n' "$*"; }
 want() { [[ " ${REHEARSAL_BENCH_ONLY:-all} " == *" all "* || " ${REHEARSAL_BENCH_ONLY:-} " == *" $1 "* ]]; }
+on_cluster() { want replay || want rss || want collectors; }
+runs=${REHEARSAL_BENCH_RUNS:-configmaps:1 synthetic:1 synthetic:100 synthetic:1000}
+concurrency=${REHEARSAL_BENCH_CONCURRENCY:-128}
 
-cargo build -q --release -p rehearsal-driver
+if want memory || on_cluster; then
+  cargo build -q --release -p rehearsal-driver
+  sections=
+  for s in memory replay rss collectors; do
+    if want "$s"; then sections+=${sections:+ }$s; fi
+  done
+  python3 e2e/bench_results.py begin replay "sections=$sections" "runs=$runs" "concurrency=$concurrency"
+fi
 driver=$root/target/release/rehearsal-driver
 
 if want webhook; then
 say "webhook latency (1,000 requests/s for 10 s, loopback TLS)"
-cargo bench -q -p rehearsal-driver --bench webhook -- 1000 10 2>/dev/null | grep '^webhook:'
+python3 e2e/bench_results.py begin webhook
+cargo bench -q -p rehearsal-driver --bench webhook -- 1000 10 >"$work/webhook.out" 2>"$work/webhook.err" || {
+  echo "the webhook bench failed:"
+  tail -20 "$work/webhook.err"
+  exit 1
+}
+grep '^webhook:' "$work/webhook.out"
+python3 - "$work/webhook.out" <<'PY'
+import json, re, sys
+from bench_results import record
+lines = open(sys.argv[1]).read().splitlines()
+# The bench prints `webhook-json: {...}` with every figure; older ones print only `webhook: ...`.
+js = [l[len("webhook-json:"):] for l in lines if l.startswith("webhook-json:")]
+if js:
+    s = json.loads(js[-1])
+    answered = s["requests"] - s["errors"]
+else:
+    text = next(l for l in lines if l.startswith("webhook:"))
+    m = re.search(r"webhook: (\d+) requests at (\d+)/s over ([\d.]+) s: p50 ([\d.]+) ms, p99 ([\d.]+) ms, "
+                  r"max ([\d.]+) ms, errors (\d+)", text)
+    if not m:
+        sys.exit(f"bench.sh: cannot read the webhook bench's line: {text!r}")
+    answered, rate, _, p50, p99, mx, errors = m.groups()
+    s = {"rate": int(rate), "p50_ms": float(p50), "p99_ms": float(p99), "max_ms": float(mx), "errors": int(errors)}
+    answered = int(answered)
+at = f"rate{s['rate']}"
+for q in ("p50", "p90", "p99", "max"):
+    if f"{q}_ms" in s:
+        record("webhook", f"{at}.{q}_ms", s[f"{q}_ms"], "ms", "lower", note="AdmissionReview round trip over loopback TLS")
+record("webhook", f"{at}.answered", answered, "requests", "none")
+record("webhook", f"{at}.errors", s["errors"], "requests", "lower", goal=("<=", 0))
+PY
 fi
 
 if want memory; then
@@ -38,13 +84,18 @@ size=$(stat -c %s "$work/big.sktrace")
 read -r rss_kb secs <"$work/time"
 python3 - "$size" "$rss_kb" "$secs" <<'PY'
 import sys
+from bench_results import record
 size, rss_kb, secs = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 print(f"trace {size/1e6:.1f} MB: peak RSS {rss_kb*1024/1e6:.1f} MB = {rss_kb*1024/size:.2f}x the file, {secs:.1f} s to read and decode")
+note = f"rehearsal-driver trace check of a {size/1e6:.1f} MB synthetic trace"
+record("replay", "memory.peak_rss_mb", round(rss_kb * 1024 / 1e6, 1), "MB", "lower", note=note)
+record("replay", "memory.rss_to_file_ratio", round(rss_kb * 1024 / size, 3), "ratio", "lower", note=note)
+record("replay", "memory.read_seconds", secs, "s", "lower", note=note)
 PY
 rm -f "$work/big.sktrace"
 fi
 
-say "replay on the local control plane (10,000 objects over 100 s of trace time)"
+if on_cluster; then
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
 kubectl apply --server-side -f config/crd/rehearsal.dev_simulations.yaml -f config/crd/rehearsal.dev_simulationroots.yaml >/dev/null
 kubectl wait --for=condition=Established crd/simulations.rehearsal.dev crd/simulationroots.rehearsal.dev --timeout=60s >/dev/null
@@ -66,9 +117,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=bench" -addext "sub
 apiserver_pid=$(cat "$REHEARSAL_SANDBOX_DIR/pids/kube-apiserver.pid")
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
+fi
 
-runs=${REHEARSAL_BENCH_RUNS:-configmaps:1 synthetic:1 synthetic:100 synthetic:1000}
-want replay || runs=""
+if want replay; then
+say "replay on the local control plane (10,000 objects over 100 s of trace time)"
 for run in $runs; do
   workload=${run%%:*} speed=${run##*:}
   trace=$work/bench.sktrace
@@ -88,13 +140,15 @@ YAML
     --virtual-ns-prefix bench --cert-path "$work/tls.crt" --key-path "$work/tls.key" \
     --trace-path "file://$trace" --speed "$speed" --admission-webhook-port "$port" \
     --listen-address 127.0.0.1 --webhook-url "https://127.0.0.1:$port/mutate" --cleanup-timeout 900 \
-    --concurrency "${REHEARSAL_BENCH_CONCURRENCY:-128}" --stats-file "$work/stats-$workload-$speed.json" -v warn >"$work/driver-$workload-$speed.log" 2>&1 || { echo "driver failed at speed $speed:"; tail -5 "$work/driver-$workload-$speed.log"; }
+    --concurrency "$concurrency" --stats-file "$work/stats-$workload-$speed.json" -v warn >"$work/driver-$workload-$speed.log" 2>&1 || { echo "driver failed at speed $speed:"; tail -5 "$work/driver-$workload-$speed.log"; }
   api_after=$(ticks "$apiserver_pid")
   read -r user sys wall <"$work/time"
-  python3 - "$speed" "$work/stats-$workload-$speed.json" "$user" "$sys" "$wall" "$(( api_after - api_before ))" "$hz" <<'PY'
+  python3 - "$speed" "$work/stats-$workload-$speed.json" "$user" "$sys" "$wall" "$(( api_after - api_before ))" "$hz" "$workload" <<'PY'
 import json, sys
+from bench_results import record
 speed, path = sys.argv[1], sys.argv[2]
-user, sys_, wall, api_ticks, hz = map(float, sys.argv[3:])
+user, sys_, wall, api_ticks, hz = map(float, sys.argv[3:8])
+workload = sys.argv[8]
 s = json.load(open(path))
 l = s["lateness_ms"]
 print(f"speed {speed:>4}: {s['applied']+s['deleted']} objects in {s['elapsed_seconds']:.1f} s replay "
@@ -102,9 +156,25 @@ print(f"speed {speed:>4}: {s['applied']+s['deleted']} objects in {s['elapsed_sec
       f"p99 {l['p99']:.3f} ms, max {l['max']:.1f} ms")
 print(f"            whole run {wall:.1f} s (with cleanup): driver CPU {user+sys_:.1f} s ({100*(user+sys_)/wall:.0f}% of one core), "
       f"kube-apiserver CPU {api_ticks/hz:.1f} s ({100*api_ticks/hz/wall:.0f}%)")
+at = f"{workload}.speed{speed.replace('.', '_')}"
+def fig(figure, value, unit, better, **kw):
+    record("replay", f"{at}.{figure}", value, unit, better, **kw)
+fig("objects", s["applied"] + s["deleted"], "objects", "none")
+fig("failed", s["failed"], "objects", "lower")
+fig("replay_seconds", s["elapsed_seconds"], "s", "lower")
+fig("objects_per_second", s["objects_per_second"], "objects/s", "higher")
+fig("lateness_p50_ms", l["p50"], "ms", "lower", note="each request's start minus its deadline")
+fig("lateness_p99_ms", l["p99"], "ms", "lower", note="each request's start minus its deadline")
+fig("lateness_max_ms", l["max"], "ms", "lower", note="each request's start minus its deadline")
+fig("run_seconds", wall, "s", "lower", note="whole run, cleanup included")
+fig("driver_cpu_seconds", round(user + sys_, 2), "s", "lower")
+fig("driver_cpu_pct", round(100 * (user + sys_) / wall, 1), "%", "lower", note="of one core, over the whole run")
+fig("apiserver_cpu_seconds", round(api_ticks / hz, 2), "s", "lower")
+fig("apiserver_cpu_pct", round(100 * api_ticks / hz / wall, 1), "%", "lower", note="of one core, over the whole run")
 PY
   kubectl delete simulation "$sim" --wait=true >/dev/null
 done
+fi
 
 if want rss; then
 say "peak RSS replaying a 100 MB trace at speed 1000 against a throttled API server"
@@ -135,16 +205,28 @@ rss_ok=1
 read -r rss_kb secs < <(tail -n 1 "$work/time")
 python3 - "$size" "$rss_kb" "$secs" "$work/stats-rss.json" "$rss_ok" <<'PY'
 import json, os, sys
+from bench_results import record
 size, rss_kb, secs, path, ok = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 ratio = rss_kb * 1024 / size
 print(f"trace {size/1e6:.1f} MB at speed 1000, --concurrency 4: peak RSS {rss_kb*1024/1e6:.1f} MB = {ratio:.2f}x the file "
       f"(goal: under 3x, {'met' if ratio < 3 else 'NOT met'}), whole run {secs:.1f} s with cleanup")
+note = f"a {size/1e6:.1f} MB synthetic trace at speed 1000, --concurrency 4" + ("" if ok else "; the driver failed")
+record("replay", "rss.peak_rss_mb", round(rss_kb * 1024 / 1e6, 1), "MB", "lower", note=note)
+record("replay", "rss.rss_to_file_ratio", round(ratio, 3), "ratio", "lower", goal=("<", 3), note=note)
+record("replay", "rss.run_seconds", secs, "s", "lower", note="whole run, cleanup included")
 if ok and os.path.exists(path):
     s = json.load(open(path))
     l = s["lateness_ms"]
     print(f"            {s['applied']+s['deleted']} objects in {s['elapsed_seconds']:.1f} s replay "
           f"({s['objects_per_second']:.0f} objects/s), failed {s['failed']}; lateness (the backlog) "
           f"p50 {l['p50']/1000:.1f} s, p99 {l['p99']/1000:.1f} s, max {l['max']/1000:.1f} s")
+    record("replay", "rss.objects", s["applied"] + s["deleted"], "objects", "none")
+    record("replay", "rss.failed", s["failed"], "objects", "lower")
+    record("replay", "rss.replay_seconds", s["elapsed_seconds"], "s", "lower")
+    record("replay", "rss.objects_per_second", s["objects_per_second"], "objects/s", "higher")
+    for q in ("p50", "p99", "max"):
+        # Seconds, as printed: the throttle makes the backlog, not the driver's precision.
+        record("replay", f"rss.lateness_{q}_s", round(l[q] / 1000, 3), "s", "lower", note="the backlog the throttle makes")
 PY
 kubectl delete simulation "$sim" --wait=true >/dev/null
 rm -f "$work/big.sktrace"
@@ -189,5 +271,22 @@ print(f"collect off: driver CPU {cpu_off:.1f} s, peak RSS {mem_off:.0f} MB, whol
 print(f"collect on:  driver CPU {cpu_on:.1f} s, peak RSS {mem_on:.0f} MB, whole run {on[2]:.0f} s; {lines}")
 print(f"collectors add {100 * (cpu_on - cpu_off) / max(cpu_off, 0.001):+.0f} % CPU (goal under 10 %) and {mem_on - mem_off:+.0f} MB (goal under 50 MB)")
 print(f"report of that run ({s['pods']['total']} pods): {rep[0]:.2f} s, peak RSS {rep[1] / 1024:.0f} MB")
+from bench_results import record
+for mode, t in (("off", off), ("watch", watch), ("on", on)):
+    note = {"off": "spec.collect all off", "watch": "watches only, audit off", "on": "every collector"}[mode]
+    record("replay", f"collectors.{mode}.driver_cpu_seconds", round(t[0] + t[1], 2), "s", "lower", note=note)
+    # time(1) gives KiB: the lines above say MB for what is MiB.
+    record("replay", f"collectors.{mode}.peak_rss_mib", round(t[3] / 1024, 1), "MiB", "lower", note=note)
+    record("replay", f"collectors.{mode}.run_seconds", t[2], "s", "lower", note=note)
+for f, n in lines.items():
+    record("replay", f"collectors.on.lines.{f.removesuffix('.jsonl')}", n, "lines", "none")
+record("replay", "collectors.cpu_added_pct", round(100 * (cpu_on - cpu_off) / max(cpu_off, 0.001), 1), "%", "lower",
+       goal=("<", 10), note="driver CPU, collect on against off")
+record("replay", "collectors.memory_added_mib", round(mem_on - mem_off, 1), "MiB", "lower", goal=("<", 50),
+       note="driver peak RSS, collect on against off")
+record("replay", "collectors.report.pods", s["pods"]["total"], "pods", "none")
+record("replay", "collectors.report.seconds", rep[0], "s", "lower", note="rehearsal-driver report of the collect-on run")
+record("replay", "collectors.report.peak_rss_mib", round(rep[1] / 1024, 1), "MiB", "lower",
+       note="rehearsal-driver report of the collect-on run")
 PY
 fi

@@ -40,6 +40,22 @@ pub enum Command {
     Upload(UploadArgs),
     /// Download a run folder from s3://bucket/prefix/ into a directory, to open its report.
     Download(DownloadArgs),
+    /// Benchmark results (bench-results/*.json, written by make bench).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// `rehearsal-driver bench ...`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Put two results files of one benchmark part side by side: per figure OLD, NEW, NEW/OLD
+    /// and whether it got better or worse (and NEW's goals); exits 0 whatever changed.
+    Compare {
+        /// The earlier results file (e.g. a copy of bench-results/replay.json).
+        old: PathBuf,
+        /// The later one.
+        new: PathBuf,
+    },
 }
 
 /// `rehearsal-driver download s3://bucket/prefix/ DIR`
@@ -426,6 +442,33 @@ mod tests {
         assert_eq!(c.out, PathBuf::from("compare.html"));
         let err = Cli::try_parse_from(["rehearsal-driver", "compare", "a"]).expect_err("B is needed").to_string();
         assert!(err.contains("<B>"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn bench_compare() {
+        let cli = Cli::try_parse_from(["rehearsal-driver", "bench", "compare", "a.json", "b.json"]).expect("parses");
+        let Command::Bench(BenchCommand::Compare { old, new }) = cli.command else { panic!("not bench compare") };
+        assert_eq!((old, new), (PathBuf::from("a.json"), PathBuf::from("b.json")));
+        let err = Cli::try_parse_from(["rehearsal-driver", "bench", "compare", "a.json"]).expect_err("NEW is needed");
+        assert!(err.to_string().contains("<NEW>"), "{err}");
+
+        let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/bench/replay.json");
+        let cli = Cli::try_parse_from(["rehearsal-driver", "bench", "compare", fixture, fixture]).expect("parses");
+        let mut out = Vec::new();
+        let exit = crate::commands::run(cli, &mut out).await;
+        assert_eq!(format!("{exit:?}"), format!("{:?}", std::process::ExitCode::SUCCESS));
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.contains("rss.rss_to_file_ratio") && text.contains("< 3: met"), "{text}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{").expect("written");
+        let bad = bad.display().to_string();
+        let cli = Cli::try_parse_from(["rehearsal-driver", "bench", "compare", fixture, &bad]).expect("parses");
+        let mut out = Vec::new();
+        let exit = crate::commands::run(cli, &mut out).await;
+        assert_eq!(format!("{exit:?}"), format!("{:?}", std::process::ExitCode::from(2)));
+        assert!(out.is_empty());
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::cli::{self, Cli};
-use crate::{replay, report, scenario, telemetry, trace};
+use crate::{bench, replay, report, scenario, telemetry, trace};
 
 /// Runs one parsed command line; what it prints for the user goes to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
@@ -36,6 +36,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
         cli::Command::Compare(args) => compare(&args, out).await,
         cli::Command::Upload(args) => upload(&args, out).await,
         cli::Command::Download(args) => download(&args, out).await,
+        cli::Command::Bench(cli::BenchCommand::Compare { old, new }) => bench_compare(&old, &new, out),
         cli::Command::Replay(args) => {
             telemetry::init(&args.verbosity);
             let client = match kube::Client::try_default().await {
@@ -218,6 +219,21 @@ async fn download(args: &cli::DownloadArgs, out: &mut dyn Write) -> ExitCode {
         Err(e) => {
             eprintln!("rehearsal-driver: download: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bench compare OLD NEW`: the table; exit 0 whatever the figures did (a comparison is not a
+/// test), 2 when a file cannot be read as results.
+fn bench_compare(old: &std::path::Path, new: &std::path::Path, out: &mut dyn Write) -> ExitCode {
+    match bench::compare_files(old, new) {
+        Ok(text) => {
+            let _ = write!(out, "{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rehearsal-driver: bench compare: {e}");
+            ExitCode::from(2)
         }
     }
 }
