@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use rehearsal_driver::{cli, commands};
 
+/// Watch events and API bodies are many 4-16 KB buffers; mimalloc serves them far cheaper than
+/// glibc's malloc (see driver/Cargo.toml).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();

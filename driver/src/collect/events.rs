@@ -11,10 +11,9 @@
 //! happened before the run. Events found by a re-list after a lost watch are written when new or
 //! grown. An Event's deletion (its TTL) writes nothing.
 
-use k8s_openapi::api::core::v1::Event;
-
 use super::records::EventRecord;
 use super::time;
+use super::view::EventView;
 use super::watch::{Diff, Seen};
 
 /// Kinds whose Events are "about nodes" (Karpenter's NodeClaims and NodePools included): they
@@ -22,7 +21,7 @@ use super::watch::{Diff, Seen};
 pub const NODE_KINDS: [&str; 3] = ["Node", "NodeClaim", "NodePool"];
 
 /// Whether `event` is about a node, a NodeClaim or a NodePool.
-pub fn about_nodes(event: &Event) -> bool {
+pub fn about_nodes(event: &EventView) -> bool {
     event.involved_object.kind.as_deref().is_some_and(|k| NODE_KINDS.contains(&k))
 }
 
@@ -31,11 +30,11 @@ pub fn about_nodes(event: &Event) -> bool {
 pub struct Events;
 
 impl Diff for Events {
-    type Object = Event;
+    type Object = EventView;
     type State = i32;
     type Record = EventRecord;
 
-    fn observe(&self, old: Option<i32>, event: &Event, seen: Seen, t: &str) -> (i32, Vec<EventRecord>) {
+    fn observe(&self, old: Option<i32>, event: &EventView, seen: Seen, t: &str) -> (i32, Vec<EventRecord>) {
         let count = count(event);
         let write = match old {
             None => seen != Seen::FirstList,
@@ -51,12 +50,12 @@ impl Diff for Events {
 }
 
 /// How many times it happened: `series.count` for new-style Events, `count` for old ones.
-fn count(event: &Event) -> i32 {
+fn count(event: &EventView) -> i32 {
     let series = event.series.as_ref().and_then(|s| s.count).unwrap_or(0);
     event.count.unwrap_or(0).max(series).max(1)
 }
 
-fn record(event: &Event, count: i32, t: &str) -> EventRecord {
+fn record(event: &EventView, count: i32, t: &str) -> EventRecord {
     let about = &event.involved_object;
     let namespace = about.namespace.clone().unwrap_or_default();
     let kind = about.kind.as_deref().unwrap_or_default();
@@ -93,7 +92,8 @@ fn record(event: &Event, count: i32, t: &str) -> EventRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::{EventSeries, EventSource, ObjectReference};
+    use crate::collect::view;
+    use k8s_openapi::api::core::v1::{Event, EventSeries, EventSource, ObjectReference};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
     use k8s_openapi::jiff::Timestamp;
 
@@ -153,13 +153,13 @@ mod tests {
         for (count, seen) in
             [(1, Seen::Watch), (1, Seen::Watch), (2, Seen::Watch), (2, Seen::Relist), (5, Seen::Relist)]
         {
-            let (s, records) = Events.observe(state.take(), &old_style(count), seen, "t");
+            let (s, records) = Events.observe(state.take(), &view::of(&old_style(count)), seen, "t");
             state = Some(s);
             counts.extend(records.iter().map(|r| r.count));
         }
         assert_eq!(counts, [1, 2, 5]);
         assert!(Events.gone(5, "t").is_empty());
-        let (_, records) = Events.observe(None, &old_style(3), Seen::Watch, "t");
+        let (_, records) = Events.observe(None, &view::of(&old_style(3)), Seen::Watch, "t");
         assert_eq!(
             serde_json::to_string(&records[0]).unwrap(),
             r#"{"t":"t","at":"2026-12-02T10:00:03Z","type":"Warning","reason":"BackOff","message":"Back-off restarting failed container","object":"Pod ns/web-1","namespace":"ns","count":3,"source":"kubelet"}"#
@@ -168,22 +168,22 @@ mod tests {
 
     #[test]
     fn events_from_before_the_run_are_remembered_not_written() {
-        let (state, records) = Events.observe(None, &old_style(4), Seen::FirstList, "t");
+        let (state, records) = Events.observe(None, &view::of(&old_style(4)), Seen::FirstList, "t");
         assert!(records.is_empty());
-        let (_, records) = Events.observe(Some(state), &old_style(5), Seen::Watch, "t");
+        let (_, records) = Events.observe(Some(state), &view::of(&old_style(5)), Seen::Watch, "t");
         assert_eq!(records.len(), 1);
-        let (_, records) = Events.observe(None, &old_style(1), Seen::Relist, "t");
+        let (_, records) = Events.observe(None, &view::of(&old_style(1)), Seen::Relist, "t");
         assert_eq!(records.len(), 1, "new during a gap");
     }
 
     #[test]
     fn new_style_events_count_their_series_and_say_when_it_last_happened() {
-        let (state, first) = Events.observe(None, &new_style(None), Seen::Watch, "t");
+        let (state, first) = Events.observe(None, &view::of(&new_style(None)), Seen::Watch, "t");
         assert_eq!((first[0].count, first[0].at.as_deref()), (1, Some("2026-12-02T10:00:00.000001Z")));
         assert_eq!((first[0].object.as_str(), first[0].namespace.as_str()), ("Node kwok-node-0", ""));
         assert_eq!(first[0].source, "node-controller");
-        let (_, again) = Events.observe(Some(state), &new_style(Some(2)), Seen::Watch, "t");
+        let (_, again) = Events.observe(Some(state), &view::of(&new_style(Some(2))), Seen::Watch, "t");
         assert_eq!((again[0].count, again[0].at.as_deref()), (2, Some("2026-12-02T10:00:00.0005Z")));
-        assert!(about_nodes(&new_style(None)) && !about_nodes(&old_style(1)));
+        assert!(about_nodes(&view::of(&new_style(None))) && !about_nodes(&view::of(&old_style(1))));
     }
 }

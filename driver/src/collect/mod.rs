@@ -68,6 +68,7 @@ mod karpenter;
 mod nodes;
 mod pods;
 mod time;
+mod view;
 mod watch;
 mod workloads;
 mod writer;
@@ -78,7 +79,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::Resource;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -89,6 +89,7 @@ use tokio::sync::{mpsc, watch as signal};
 use tokio::task::JoinHandle;
 
 use self::records::files;
+use self::view::{EventView, NodeView, PodView, WorkloadView};
 use self::watch::{Diff, Readiness, Tracker, WatchStats};
 use self::writer::FileStats;
 
@@ -320,7 +321,7 @@ impl Collectors {
         if what.pods {
             let file = c.open(&dir, files::PODS).await?;
             let (api, config) = match &scope {
-                Scope::Namespace(ns) => (Api::<Pod>::namespaced(client.clone(), ns), watcher::Config::default()),
+                Scope::Namespace(ns) => (Api::<PodView>::namespaced(client.clone(), ns), watcher::Config::default()),
                 // The virtual namespaces appear as the replay goes: one cluster-wide watch, kept
                 // to them by prefix in `in_scope` (the server sends other namespaces' pods too,
                 // unless the simulation's label selects them), rather than a watch per namespace
@@ -330,7 +331,7 @@ impl Collectors {
                         Some(sim) => watcher::Config::default().labels(&format!("{SIMULATION_LABEL}={sim}")),
                         None => watcher::Config::default(),
                     };
-                    (Api::<Pod>::all(client.clone()), config)
+                    (Api::<PodView>::all(client.clone()), config)
                 }
             };
             c.watch(file, "pods", api, config, pods::Pods, &stop_rx, in_scope(&scope));
@@ -347,7 +348,15 @@ impl Collectors {
         if what.nodes {
             let file = c.open(&dir, files::NODES).await?;
             let config = watcher::Config::default();
-            c.watch(file, "nodes", Api::<Node>::all(client.clone()), config, nodes::Nodes, &stop_rx, |_: &Node| true);
+            c.watch(
+                file,
+                "nodes",
+                Api::<NodeView>::all(client.clone()),
+                config,
+                nodes::Nodes,
+                &stop_rx,
+                |_: &NodeView| true,
+            );
             for (kind, resource) in &karpenter {
                 let api = Api::<DynamicObject>::all_with(client.clone(), resource);
                 let diff = karpenter::Karpenter { kind };
@@ -360,22 +369,22 @@ impl Collectors {
             let file = c.open(&dir, files::EVENTS).await?;
             match &scope {
                 Scope::Namespace(ns) => {
-                    let api = Api::<Event>::namespaced(client.clone(), ns);
+                    let api = Api::<EventView>::namespaced(client.clone(), ns);
                     // Events about nodes come from their own watches below, even in this namespace.
-                    let keep = |e: &Event| !events::about_nodes(e);
+                    let keep = |e: &EventView| !events::about_nodes(e);
                     c.watch(file, "events", api, watcher::Config::default(), events::Events, &stop_rx, keep);
                     let served = karpenter.iter().map(|(kind, _)| *kind);
                     for kind in std::iter::once("Node").chain(served) {
                         let config = watcher::Config::default().fields(&format!("involvedObject.kind={kind}"));
                         let name = format!("events about {kind}s");
-                        let api = Api::<Event>::all(client.clone());
-                        c.watch(file, &name, api, config, events::Events, &stop_rx, |_: &Event| true);
+                        let api = Api::<EventView>::all(client.clone());
+                        c.watch(file, &name, api, config, events::Events, &stop_rx, |_: &EventView| true);
                     }
                 }
                 Scope::Prefix { .. } => {
                     let in_scope = in_scope(&scope);
-                    let keep = move |e: &Event| in_scope(e) || events::about_nodes(e);
-                    let api = Api::<Event>::all(client.clone());
+                    let keep = move |e: &EventView| in_scope(e) || events::about_nodes(e);
+                    let api = Api::<EventView>::all(client.clone());
                     c.watch(file, "events", api, watcher::Config::default(), events::Events, &stop_rx, keep);
                 }
             }
@@ -488,14 +497,13 @@ impl Collectors {
         scope: &Scope,
         stop: &signal::Receiver<bool>,
     ) where
-        K: workloads::Workload<DynamicType = ()> + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K: workloads::Workload<Scope = k8s_openapi::NamespaceResourceScope> + 'static,
     {
         // As for pods: cluster-wide for a prefix, kept to its namespaces here (no label selects a
         // run's ReplicaSets: they carry their pod template's labels, not the Deployment's).
         let api = match scope {
-            Scope::Namespace(ns) => Api::<K>::namespaced(client.clone(), ns),
-            Scope::Prefix { .. } => Api::<K>::all(client.clone()),
+            Scope::Namespace(ns) => Api::<WorkloadView<K>>::namespaced(client.clone(), ns),
+            Scope::Prefix { .. } => Api::<WorkloadView<K>>::all(client.clone()),
         };
         self.watch(
             file,
@@ -603,20 +611,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_watch_streams_whole_records_to_its_file_across_a_lost_watch() {
-        use k8s_openapi::api::core::v1::{PodSpec, PodStatus};
+        use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
         use kube::runtime::watcher::Event as Ev;
         use records::{PodChange, PodRecord};
 
-        let pod = |name: &str, ns: &str, phase: &str| Pod {
-            metadata: ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some(ns.into()),
-                uid: Some(format!("uid-{name}")),
-                ..Default::default()
-            },
-            spec: Some(PodSpec::default()),
-            status: Some(PodStatus { phase: Some(phase.into()), ..Default::default() }),
+        let pod = |name: &str, ns: &str, phase: &str| -> PodView {
+            view::of(&Pod {
+                metadata: ObjectMeta {
+                    name: Some(name.into()),
+                    namespace: Some(ns.into()),
+                    uid: Some(format!("uid-{name}")),
+                    ..Default::default()
+                },
+                spec: Some(PodSpec::default()),
+                status: Some(PodStatus { phase: Some(phase.into()), ..Default::default() }),
+            })
         };
         let dir = tempfile::tempdir().unwrap();
         let mut c =

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Node;
 use rehearsal_crds::keys::{VIRTUAL_NODE_LABEL, VIRTUAL_NODE_VALUE};
 
 use super::records::{NodeChange, NodeRecord};
 use super::time;
+use super::view::NodeView;
 use super::watch::{Diff, Seen};
 
 /// Well-known label with the instance type.
@@ -62,11 +62,11 @@ pub struct NodeState {
 pub struct Nodes;
 
 impl Diff for Nodes {
-    type Object = Node;
+    type Object = NodeView;
     type State = NodeState;
     type Record = NodeRecord;
 
-    fn observe(&self, old: Option<NodeState>, node: &Node, _seen: Seen, t: &str) -> (NodeState, Vec<NodeRecord>) {
+    fn observe(&self, old: Option<NodeState>, node: &NodeView, _seen: Seen, t: &str) -> (NodeState, Vec<NodeRecord>) {
         let labels = node.metadata.labels.as_ref();
         let is_new = old.is_none();
         let mut state = old.unwrap_or_else(|| NodeState {
@@ -140,6 +140,8 @@ fn record(state: &NodeState, t: &str, change: NodeChange) -> NodeRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::view;
+    use k8s_openapi::api::core::v1::Node;
     use k8s_openapi::api::core::v1::{NodeCondition, NodeSpec, NodeStatus};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -188,7 +190,7 @@ mod tests {
         let mut out = Vec::new();
         let mut all = Vec::new();
         for n in versions {
-            let (s, records) = Nodes.observe(state.take(), n, Seen::Watch, "t");
+            let (s, records) = Nodes.observe(state.take(), &view::of(n), Seen::Watch, "t");
             state = Some(s);
             out.push(records.iter().map(|r| r.change).collect());
             all.extend(records);

@@ -7,10 +7,11 @@
 //! kubelet eviction as the `phase` Failed record with `reason` Evicted, and `deleting` carries the
 //! DisruptionTarget reason when there is one.
 
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod, PodCondition};
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, PodCondition};
 
 use super::records::{PodChange, PodRecord};
 use super::time;
+use super::view::{ContainerStatusView, PodView};
 use super::watch::{Diff, Seen};
 
 /// Conditions whose first True is written, in the order a pod usually reaches them.
@@ -39,11 +40,11 @@ pub struct PodState {
 pub struct Pods;
 
 impl Diff for Pods {
-    type Object = Pod;
+    type Object = PodView;
     type State = PodState;
     type Record = PodRecord;
 
-    fn observe(&self, old: Option<PodState>, pod: &Pod, _seen: Seen, t: &str) -> (PodState, Vec<PodRecord>) {
+    fn observe(&self, old: Option<PodState>, pod: &PodView, _seen: Seen, t: &str) -> (PodState, Vec<PodRecord>) {
         let meta = &pod.metadata;
         let mut records = Vec::new();
         let mut state = match old {
@@ -152,7 +153,7 @@ fn record(state: &PodState, t: &str, change: PodChange) -> PodRecord {
 }
 
 /// `Kind/name` of the pod's controller.
-fn owner(pod: &Pod) -> Option<String> {
+fn owner(pod: &PodView) -> Option<String> {
     let refs = pod.metadata.owner_references.as_deref().unwrap_or_default();
     refs.iter().find(|o| o.controller == Some(true)).map(|o| format!("{}/{}", o.kind, o.name))
 }
@@ -163,7 +164,10 @@ fn true_condition<'a>(conditions: &'a [PodCondition], kind: &str) -> Option<&'a 
 }
 
 /// The terminations of a container not written yet, oldest first; moves its index on.
-fn new_terminations<'a>(next: &mut Vec<(String, i32)>, cs: &'a ContainerStatus) -> Vec<&'a ContainerStateTerminated> {
+fn new_terminations<'a>(
+    next: &mut Vec<(String, i32)>,
+    cs: &'a ContainerStatusView,
+) -> Vec<&'a ContainerStateTerminated> {
     let slot = match next.iter().position(|(name, _)| *name == cs.name) {
         Some(i) => i,
         None => {
@@ -188,7 +192,9 @@ fn new_terminations<'a>(next: &mut Vec<(String, i32)>, cs: &'a ContainerStatus) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::view;
     use k8s_openapi::api::core::v1::{ContainerState, PodSpec, PodStatus};
+    use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
     use k8s_openapi::jiff::Timestamp;
 
@@ -282,7 +288,7 @@ mod tests {
         let mut state = None;
         let mut out = Vec::new();
         for p in pods {
-            let (s, records) = Pods.observe(state.take(), p, Seen::Watch, "t");
+            let (s, records) = Pods.observe(state.take(), &view::of(p), Seen::Watch, "t");
             state = Some(s);
             out.push(records);
         }
@@ -411,19 +417,19 @@ mod tests {
     fn a_pod_deleted_while_the_watch_was_down_is_deleted_and_nothing_else_repeats() {
         use crate::collect::watch::Tracker;
         use kube::runtime::watcher::Event;
-        let mut tracker = Tracker::new(Pods, |_: &Pod| true);
+        let mut tracker = Tracker::new(Pods, |_: &PodView| true);
         let mut other = running(scheduled(pod()));
         other.metadata.name = Some("web-2".into());
         other.metadata.uid = Some("u2".into());
         let mut all = Vec::new();
         for event in [
             Event::Init,
-            Event::InitApply(running(scheduled(pod()))),
-            Event::InitApply(other.clone()),
+            Event::InitApply(view::of(&running(scheduled(pod())))),
+            Event::InitApply(view::of(&other)),
             Event::InitDone,
             // The watch is lost; web-1 is deleted meanwhile, web-2 unchanged.
             Event::Init,
-            Event::InitApply(other),
+            Event::InitApply(view::of(&other)),
             Event::InitDone,
         ] {
             all.extend(tracker.handle(event, "t").0);

@@ -9,6 +9,8 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
 
+use super::view::WorkloadView;
+
 use super::records::WorkloadRecord;
 use super::watch::{Diff, Seen};
 
@@ -23,61 +25,29 @@ pub struct Counts {
     pub available: i32,
 }
 
-/// A kind with replica counts.
-pub trait Workload: Resource {
-    /// Its kind, as records write it.
-    const KIND: &'static str;
-    /// Its counts now.
-    fn counts(&self) -> Counts;
-}
+/// A kind with replica counts, watched through [`WorkloadView`].
+pub trait Workload: k8s_openapi::Resource {}
 
-impl Workload for Deployment {
-    const KIND: &'static str = "Deployment";
-    fn counts(&self) -> Counts {
-        let status = self.status.as_ref();
-        Counts {
-            // The API server defaults spec.replicas to 1.
-            desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-        }
-    }
-}
+impl Workload for Deployment {}
+impl Workload for ReplicaSet {}
+impl Workload for StatefulSet {}
+impl Workload for Job {}
 
-impl Workload for ReplicaSet {
-    const KIND: &'static str = "ReplicaSet";
-    fn counts(&self) -> Counts {
+impl<K: Workload> WorkloadView<K> {
+    /// Its counts now. Jobs count differently: desired is `spec.parallelism`, ready the ready
+    /// pods, available the succeeded ones.
+    pub fn counts(&self) -> Counts {
+        let spec = self.spec.as_ref();
         let status = self.status.as_ref();
-        Counts {
-            desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-        }
-    }
-}
-
-impl Workload for StatefulSet {
-    const KIND: &'static str = "StatefulSet";
-    fn counts(&self) -> Counts {
-        let status = self.status.as_ref();
-        Counts {
-            desired: self.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
-            ready: status.and_then(|s| s.ready_replicas).unwrap_or(0),
-            available: status.and_then(|s| s.available_replicas).unwrap_or(0),
-        }
-    }
-}
-
-impl Workload for Job {
-    const KIND: &'static str = "Job";
-    /// desired: `spec.parallelism`; ready: ready pods; available: succeeded pods.
-    fn counts(&self) -> Counts {
-        let status = self.status.as_ref();
-        Counts {
-            desired: self.spec.as_ref().and_then(|s| s.parallelism).unwrap_or(1),
-            ready: status.and_then(|s| s.ready).unwrap_or(0),
-            available: status.and_then(|s| s.succeeded).unwrap_or(0),
-        }
+        let job = <K as k8s_openapi::Resource>::KIND == <Job as k8s_openapi::Resource>::KIND;
+        // The API server defaults spec.replicas and spec.parallelism to 1.
+        let desired = if job { spec.and_then(|s| s.parallelism) } else { spec.and_then(|s| s.replicas) };
+        let (ready, available) = if job {
+            (status.and_then(|s| s.ready), status.and_then(|s| s.succeeded))
+        } else {
+            (status.and_then(|s| s.ready_replicas), status.and_then(|s| s.available_replicas))
+        };
+        Counts { desired: desired.unwrap_or(1), ready: ready.unwrap_or(0), available: available.unwrap_or(0) }
     }
 }
 
@@ -99,14 +69,14 @@ impl<K> Default for Workloads<K> {
 }
 
 impl<K: Workload> Diff for Workloads<K> {
-    type Object = K;
+    type Object = WorkloadView<K>;
     type State = WorkloadState;
     type Record = WorkloadRecord;
 
     fn observe(
         &self,
         old: Option<WorkloadState>,
-        obj: &K,
+        obj: &WorkloadView<K>,
         _seen: Seen,
         t: &str,
     ) -> (WorkloadState, Vec<WorkloadRecord>) {
@@ -132,7 +102,7 @@ impl<K: Workload> Diff for Workloads<K> {
 fn record<K: Workload>(state: &WorkloadState, t: &str, deleted: bool) -> WorkloadRecord {
     WorkloadRecord {
         t: t.to_string(),
-        kind: K::KIND.to_string(),
+        kind: <K as k8s_openapi::Resource>::KIND.to_string(),
         namespace: state.namespace.clone(),
         name: state.name.clone(),
         desired: state.counts.desired,
@@ -145,6 +115,7 @@ fn record<K: Workload>(state: &WorkloadState, t: &str, deleted: bool) -> Workloa
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::view::{self, WorkloadView};
     use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus, StatefulSetSpec, StatefulSetStatus};
     use k8s_openapi::api::batch::v1::{JobSpec, JobStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -185,7 +156,7 @@ mod tests {
         let mut state = None;
         let mut written = Vec::new();
         for v in &versions {
-            let (s, records) = diff.observe(state.take(), v, Seen::Watch, "t");
+            let (s, records) = diff.observe(state.take(), &view::of(v), Seen::Watch, "t");
             state = Some(s);
             written.extend(records.into_iter().map(|r| (r.desired, r.ready, r.available)));
         }
@@ -202,7 +173,7 @@ mod tests {
         let mut d = deployment(1, 0, 0, 1);
         d.spec.as_mut().unwrap().replicas = None;
         d.status = None;
-        assert_eq!(d.counts(), Counts { desired: 1, ready: 0, available: 0 });
+        assert_eq!(view::of::<WorkloadView<Deployment>>(&d).counts(), Counts { desired: 1, ready: 0, available: 0 });
         let sts = StatefulSet {
             metadata: meta(),
             spec: Some(StatefulSetSpec { replicas: Some(4), ..Default::default() }),
@@ -212,17 +183,17 @@ mod tests {
                 ..Default::default()
             }),
         };
-        assert_eq!(sts.counts(), Counts { desired: 4, ready: 2, available: 1 });
+        assert_eq!(view::of::<WorkloadView<StatefulSet>>(&sts).counts(), Counts { desired: 4, ready: 2, available: 1 });
         let job = Job {
             metadata: meta(),
             spec: Some(JobSpec { parallelism: Some(5), ..Default::default() }),
             status: Some(JobStatus { ready: Some(3), succeeded: Some(2), active: Some(3), ..Default::default() }),
         };
-        assert_eq!(job.counts(), Counts { desired: 5, ready: 3, available: 2 });
-        let (_, records) = Workloads::<Job>::default().observe(None, &job, Seen::FirstList, "t");
+        assert_eq!(view::of::<WorkloadView<Job>>(&job).counts(), Counts { desired: 5, ready: 3, available: 2 });
+        let (_, records) = Workloads::<Job>::default().observe(None, &view::of(&job), Seen::FirstList, "t");
         assert_eq!((records[0].kind.as_str(), records[0].deleted), ("Job", false));
         let rs = ReplicaSet { metadata: meta(), ..Default::default() };
-        let (_, records) = Workloads::<ReplicaSet>::default().observe(None, &rs, Seen::Relist, "t");
+        let (_, records) = Workloads::<ReplicaSet>::default().observe(None, &view::of(&rs), Seen::Relist, "t");
         assert_eq!((records[0].kind.as_str(), records[0].desired), ("ReplicaSet", 1));
     }
 }
