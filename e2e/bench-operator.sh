@@ -10,6 +10,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 # The python snippet below imports bench_results from e2e/.
 export PYTHONPATH=$root/e2e${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in e2e/
 say() { printf '\n== %s\n' "$*"; }
 record() { python3 e2e/bench_results.py record operator "$@"; }
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"

@@ -13,6 +13,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # The python snippet below imports bench_results from e2e/.
 export PYTHONPATH=$root/e2e${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in e2e/
 say() { printf '\n== %s\n' "$*"; }
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
 

@@ -24,6 +24,7 @@ trap 'rm -rf "$work"' EXIT
 export LOG_DIR=$work/runs
 # The python snippets below import bench_results from e2e/.
 export PYTHONPATH=$root/e2e${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in e2e/
 say() { printf '\n== %s\n' "$*"; }
 want() { [[ " ${REHEARSAL_BENCH_ONLY:-all} " == *" all "* || " ${REHEARSAL_BENCH_ONLY:-} " == *" $1 "* ]]; }
 on_cluster() { want replay || want rss || want collectors; }
