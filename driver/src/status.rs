@@ -39,6 +39,12 @@ impl Reporter {
         Reporter { api, name: name.to_string(), generation, inner: Mutex::new(Inner::default()) }
     }
 
+    /// The condition `type_` as last set, for tests.
+    #[cfg(test)]
+    pub fn condition(&self, type_: &str) -> Option<Condition> {
+        self.inner.lock().ok()?.conditions.iter().find(|c| c.type_ == type_).cloned()
+    }
+
     /// Sets one stage condition and writes the status now.
     pub async fn stage(&self, type_: &str, status: Status, reason: &str, message: impl Into<String>) {
         let message = message.into();

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{Scope, pinned_kind};
+use rehearsal_crds::conditions::{self, Status};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -18,6 +19,7 @@ use crate::signals::Signals;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::behind::LateMeter;
 use super::clock::{Clock, lateness, offset};
 use super::objects::{ObjectKey, RootRef, key_of, virtual_namespace, virtualize};
 use crate::status::Reporter;
@@ -93,7 +95,12 @@ pub struct Settings {
     /// Stop requests: the replay ends at the first, between events or while it waits for a
     /// concurrency slot.
     pub signals: Signals,
+    /// Lateness so far, for the `Replay` condition while the replay runs.
+    pub late: Arc<LateMeter>,
 }
+
+/// How often the `Replay` condition is rewritten while the replay is behind its trace.
+const BEHIND_EVERY: Duration = Duration::from_secs(10);
 
 /// What a replay did.
 #[derive(Debug, Default)]
@@ -294,6 +301,7 @@ async fn dispatch<S: Sink, C: Clock>(
     let mut namespaces: HashSet<String> = HashSet::new();
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut inflight: HashMap<ObjectKey, JoinHandle<Outcome>> = HashMap::new();
+    let mut last_behind: Option<Instant> = None;
     let mut i = 0;
     'batches: while i < total {
         let ts = timestamps[i];
@@ -373,6 +381,14 @@ async fn dispatch<S: Sink, C: Clock>(
             }
         }
         reporter.progress(stats.events as i64, total as i64, "events", false).await;
+        // Falling behind is said in the Replay condition, at most every BEHIND_EVERY.
+        if last_behind.is_none_or(|t: Instant| clock.now().saturating_duration_since(t) >= BEHIND_EVERY)
+            && let Some(behind) = settings.late.behind()
+        {
+            last_behind = Some(clock.now());
+            let msg = format!("replaying {total} events at speed {}: {behind}", settings.speed);
+            reporter.stage(conditions::REPLAY, Status::Unknown, "FallingBehind", msg).await;
+        }
         i = j;
     }
     for (_, task) in inflight.drain() {
@@ -456,7 +472,9 @@ async fn run_ops<C: Clock>(
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &vns, &target.resource);
     let mut out = Outcome { late: vec![], applied: 0, deleted: 0, failed: vec![] };
     for op in ops {
-        out.late.push(lateness(deadline, clock.now()));
+        let late = lateness(deadline, clock.now());
+        settings.late.record(late);
+        out.late.push(late);
         match op {
             Op::Apply(obj) => {
                 let body = match virtualize(&obj, &vns, &settings.simulation, root) {
@@ -659,7 +677,39 @@ mod tests {
     }
 
     fn settings(concurrency: usize, signals: Signals) -> Settings {
-        Settings { simulation: "s".into(), prefix: "v".into(), speed: 1000.0, duration: None, concurrency, signals }
+        Settings {
+            simulation: "s".into(),
+            prefix: "v".into(),
+            speed: 1000.0,
+            duration: None,
+            concurrency,
+            signals,
+            late: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replay_behind_its_trace_says_so_in_the_replay_condition() {
+        let trace = trace_of((0..3).map(|k| (1_000 + k, vec![cm(&format!("c{k}"))], vec![])).collect());
+        let reporter = Reporter::new(None, "s", None);
+        let keeping_up = settings(4, Signals::never());
+        keeping_up.late.record(Duration::from_micros(200));
+        dispatch(&trace, Arc::new(Slow::default()), &keeping_up, &PreciseClock, &reporter).await.expect("replay");
+        assert_eq!(reporter.condition(conditions::REPLAY), None, "nothing said while it keeps up");
+
+        let behind = settings(4, Signals::never());
+        for _ in 0..100 {
+            behind.late.record(Duration::from_millis(1500));
+        }
+        dispatch(&trace, Arc::new(Slow::default()), &behind, &PreciseClock, &reporter).await.expect("replay");
+        let c = reporter.condition(conditions::REPLAY).expect("a Replay condition");
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("Unknown", "FallingBehind"));
+        assert!(
+            c.message.starts_with("replaying 3 events at speed 1000: behind the trace: requests start up to 1."),
+            "{}",
+            c.message
+        );
+        assert!(c.message.contains("(p99 so far, 100 requests)"), "{}", c.message);
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! `rehearsal-driver replay`: replaying a recorded trace onto the simulated cluster.
 
+pub mod behind;
 pub mod clock;
 pub mod engine;
 pub mod objects;

@@ -469,6 +469,7 @@ async fn replay_stages(
         duration,
         concurrency: usize::from(args.concurrency),
         signals: signals.clone(),
+        late: Arc::default(),
     };
     let events = trace.event_count();
     reporter
@@ -488,13 +489,14 @@ async fn replay_stages(
         Err(e) => return Err(report_fail("ReplayFailed", e.to_string()).await),
     };
     let summary = format!(
-        "replayed {} of {events} events in {:.1} s: {} objects applied, {} deleted, {} skipped, {} failed{}",
+        "replayed {} of {events} events in {:.1} s: {} objects applied, {} deleted, {} skipped, {} failed; lateness p99 {:.1} ms{}",
         stats.events,
         started.elapsed().as_secs_f64(),
         stats.applied,
         stats.deleted,
         stats.skipped.len(),
         stats.failed.len(),
+        stats.lateness_quantile(0.99).as_secs_f64() * 1000.0,
         if stats.events_cut > 0 {
             format!("; {} events after the duration were left out", stats.events_cut)
         } else {
