@@ -54,6 +54,18 @@ async fn run_driver(
     speed: f64,
     extra: serde_json::Value,
 ) -> (Run, Simulation) {
+    run_driver_with(sim_name, trace, prefix, speed, extra, &[]).await
+}
+
+/// [`run_driver`] with more driver flags.
+async fn run_driver_with(
+    sim_name: &str,
+    trace: &str,
+    prefix: &str,
+    speed: f64,
+    extra: serde_json::Value,
+    flags: &[&str],
+) -> (Run, Simulation) {
     let client = client().await;
     install_crds(&client).await;
     let sims: Api<Simulation> = Api::all(client.clone());
@@ -76,6 +88,7 @@ async fn run_driver(
         .args(["--trace-path", trace, "--speed", &speed.to_string(), "--admission-webhook-port", &port.to_string()])
         .args(["--listen-address", "127.0.0.1", "--webhook-url", &format!("https://127.0.0.1:{port}/mutate")])
         .args(["--cleanup-timeout", "120", "-v", "info,rehearsal_driver=debug"])
+        .args(flags)
         // The run folder in the test's temporary folder, not the working directory.
         .env("LOG_DIR", dir.path())
         .kill_on_drop(true)
@@ -246,6 +259,42 @@ async fn bare_pods_trace_at_speed_10() {
     assert_eq!(pods.get("bare-pod-1781282449").and_then(|s| s.lifetime.clone()).as_deref(), Some("1.2"));
     assert!(pods.get("bare-pod-1781282449").is_some_and(|s| s.phases.iter().any(|p| p == "Succeeded")), "{pods:?}");
     assert_eq!(condition(&sim, "Cleanup").map(|c| c.status.as_str()), Some("True"));
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
+#[tokio::test]
+async fn a_replay_the_api_server_cannot_keep_up_with_says_how_late_it_is() {
+    // 300 ConfigMaps due at the same moment, one request at a time: the last ones start hundreds
+    // of milliseconds after their deadline, as when an API server cannot keep up.
+    let client = client().await;
+    let sim_name = unique("behind");
+    let prefix = "vbehind";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let objects: Vec<serde_json::Value> = (0..300)
+        .map(|i| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("cm-{i}"), "namespace": "default"}, "data": {"k": "v"}}))
+        .collect();
+    let trace = json!({"version": 2, "config": {"trackedObjects": {}}, "index": {}, "pod_lifecycles": {},
+        "events": [{"ts": 1_700_000_000, "applied_objs": objects, "deleted_objs": []}]});
+    let path = dir.path().join("burst.json");
+    std::fs::write(&path, serde_json::to_vec(&trace).expect("trace")).expect("write trace");
+    let uri = format!("file://{}", path.display());
+    let (run, sim) = run_driver_with(&sim_name, &uri, prefix, 1.0, json!(null), &["--concurrency", "1"]).await;
+    assert!(run.status.success(), "driver failed: {}", run.stderr);
+    // While it ran, the Replay condition said so (the driver logs each condition it writes).
+    let behind = run.stderr.lines().find(|l| l.contains("FallingBehind")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert!(behind.contains("behind the trace: requests start up to") && behind.contains("(p99 so far, "), "{behind}");
+    // At the end: Completed, with the exact p99, at least the 100 ms that made it say so.
+    let replay = condition(&sim, "Replay").expect("Replay condition");
+    assert_eq!((replay.status.as_str(), replay.reason.as_str()), ("True", "Completed"));
+    let p99: f64 = replay
+        .message
+        .split("lateness p99 ")
+        .nth(1)
+        .and_then(|m| m.split(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{}", replay.message));
+    assert!(p99 >= 100.0, "{}", replay.message);
+    eprintln!("while running: {behind}\nat the end: {}", replay.message);
     assert_nothing_left(&client, &sim_name, prefix).await;
 }
 
