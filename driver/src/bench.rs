@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::trace::kind_of;
+
 /// The schema this reader is written for.
 pub const SCHEMA: &str = "rehearsal.bench/v1";
 
@@ -181,7 +183,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Results, BenchError> {
 
 fn from_value(doc: &Value) -> Result<Results, String> {
     let Some(top) = doc.as_object() else {
-        return Err(format!("not a benchmark results file: expected a JSON object, found {}", kind(doc)));
+        return Err(format!("not a benchmark results file: expected a JSON object, found {}", kind_of(doc)));
     };
     let schema = match top.get("schema") {
         None => return Err(format!("no \"schema\": not a benchmark results file (expected \"{SCHEMA}\")")),
@@ -192,7 +194,7 @@ fn from_value(doc: &Value) -> Result<Results, String> {
     };
     let figures = match top.get("figures") {
         Some(Value::Object(figures)) => figures,
-        Some(other) => return Err(format!("\"figures\" is {}, not an object", kind(other))),
+        Some(other) => return Err(format!("\"figures\" is {}, not an object", kind_of(other))),
         None => return Err("no \"figures\"".into()),
     };
     let machine = match top.get("machine") {
@@ -203,14 +205,14 @@ fn from_value(doc: &Value) -> Result<Results, String> {
             kernel: optional_string(m, "machine.kernel")?,
             cpu_model: optional_string(m, "machine.cpu_model")?,
         },
-        Some(other) => return Err(format!("\"machine\" is {}, not an object", kind(other))),
+        Some(other) => return Err(format!("\"machine\" is {}, not an object", kind_of(other))),
     };
     let settings = match top.get("settings") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(s)) => {
             s.iter().map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect()
         }
-        Some(other) => return Err(format!("\"settings\" is {}, not an object", kind(other))),
+        Some(other) => return Err(format!("\"settings\" is {}, not an object", kind_of(other))),
     };
     Ok(Results {
         schema,
@@ -225,7 +227,7 @@ fn from_value(doc: &Value) -> Result<Results, String> {
 
 fn figure(id: &str, v: &Value) -> Result<Figure, String> {
     let Some(f) = v.as_object() else {
-        return Err(format!("figure {id:?} is {}, not an object", kind(v)));
+        return Err(format!("figure {id:?} is {}, not an object", kind_of(v)));
     };
     let value = match f.get("value") {
         Some(Value::Number(n)) => n.as_f64().ok_or_else(|| format!("figure {id:?}: \"value\" {n} is out of range"))?,
@@ -253,7 +255,7 @@ fn figure(id: &str, v: &Value) -> Result<Figure, String> {
     let note = match f.get("note") {
         None | Some(Value::Null) => None,
         Some(Value::String(n)) => Some(n.clone()),
-        Some(other) => return Err(format!("figure {id:?}: \"note\" is {}, not a string", kind(other))),
+        Some(other) => return Err(format!("figure {id:?}: \"note\" is {}, not a string", kind_of(other))),
     };
     Ok(Figure { value, unit, better, goal, note })
 }
@@ -278,7 +280,7 @@ fn optional_string(m: &Map<String, Value>, field: &str) -> Result<Option<String>
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(format!("\"{field}\" is {}, not a string", kind(other))),
+        Some(other) => Err(format!("\"{field}\" is {}, not a string", kind_of(other))),
     }
 }
 
@@ -287,17 +289,6 @@ fn optional_u64(m: &Map<String, Value>, field: &str) -> Result<Option<u64>, Stri
     match m.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v.as_u64().map(Some).ok_or_else(|| format!("\"{field}\" is {v}, not a whole number")),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -50,10 +50,11 @@ fn slim_meta<'de, D: Deserializer<'de>>(d: D) -> Result<ObjectMeta, D::Error> {
     .unwrap_or_default())
 }
 
-/// Makes `$view` a resource of the real kind `$real` (its group, version, kind and URLs).
+/// Makes `$view` a resource of the real kind `$real` (its group, version, kind and URLs);
+/// `generic K` makes it generic over the real kind `K`.
 macro_rules! view_of {
-    ($view:ty, $real:ty) => {
-        impl k8s_openapi::Resource for $view {
+    ($view:ty, $real:ty $(, generic $g:ident)?) => {
+        impl$(<$g: k8s_openapi::Resource>)? k8s_openapi::Resource for $view {
             const API_VERSION: &'static str = <$real as k8s_openapi::Resource>::API_VERSION;
             const GROUP: &'static str = <$real as k8s_openapi::Resource>::GROUP;
             const KIND: &'static str = <$real as k8s_openapi::Resource>::KIND;
@@ -62,7 +63,7 @@ macro_rules! view_of {
             type Scope = <$real as k8s_openapi::Resource>::Scope;
         }
 
-        impl k8s_openapi::Metadata for $view {
+        impl$(<$g: k8s_openapi::Resource>)? k8s_openapi::Metadata for $view {
             type Ty = ObjectMeta;
             fn metadata(&self) -> &ObjectMeta {
                 &self.metadata
@@ -239,24 +240,7 @@ impl<K> Default for WorkloadView<K> {
     }
 }
 
-impl<K: k8s_openapi::Resource> k8s_openapi::Resource for WorkloadView<K> {
-    const API_VERSION: &'static str = K::API_VERSION;
-    const GROUP: &'static str = K::GROUP;
-    const KIND: &'static str = K::KIND;
-    const VERSION: &'static str = K::VERSION;
-    const URL_PATH_SEGMENT: &'static str = K::URL_PATH_SEGMENT;
-    type Scope = K::Scope;
-}
-
-impl<K: k8s_openapi::Resource> k8s_openapi::Metadata for WorkloadView<K> {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+view_of!(WorkloadView<K>, K, generic K);
 
 /// The desired count of any workload kind (`replicas`, or a Job's `parallelism`).
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -211,7 +211,8 @@ fn decode_objects(part: Part<'_>, raws: Vec<&RawValue>, event: &str, field: &str
     Ok(objects)
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What a JSON value is, for error messages ("an object", "a string", ...).
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -6,6 +6,7 @@
 mod error;
 pub mod guard;
 mod json;
+pub(crate) use json::kind_of;
 mod lifecycle;
 mod location;
 mod msgpack;

@@ -265,6 +265,13 @@ fn watch_namespace(client: kube::Client, name: String) -> (Arc<Mutex<Vec<String>
     (seen, task)
 }
 
+/// Writes `text` to `file` under `dir`, making its folders.
+fn write_file(dir: &std::path::Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
 #[tokio::test]
 async fn karpenter_fixture_plays_on_virtual_nodes_and_leaves_nothing() {
     let _serial = SERIAL.lock().await;
@@ -476,11 +483,7 @@ async fn every_action_type_plays_and_a_failed_action_does_not_stop_the_run() {
     let _serial = SERIAL.lock().await;
     let client = client().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let write = |file: &str, text: &str| {
-        let path = dir.path().join(file);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
+    let write = |file: &str, text: &str| write_file(dir.path(), file, text);
     write(
         "config.yml",
         "simulator:\n  run_id: e2e_action_types\n  timestep: 1\n  deployments_directory: deployments\n  deployments: [web]\n",
@@ -575,11 +578,7 @@ async fn an_export_with_a_repeated_deployment_and_a_big_step_plays() {
     let _serial = SERIAL.lock().await;
     let client = client().await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let write = |file: &str, text: &str| {
-        let path = dir.path().join(file);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
+    let write = |file: &str, text: &str| write_file(dir.path(), file, text);
     let names: Vec<String> = (0..120).map(|i| format!("svc-{i:03}")).collect();
     for name in &names {
         // No replicas: the play is about the number of objects and actions, not pods.
@@ -759,11 +758,7 @@ async fn install_pool_crd(client: &kube::Client) -> Api<DynamicObject> {
 /// and `steps` steps scaling web, one every `timestep` seconds.
 fn pool_scenario(run_id: &str, pool: &str, steps: usize, timestep: u32) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let write = |file: &str, text: &str| {
-        let path = dir.path().join(file);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    };
+    let write = |file: &str, text: &str| write_file(dir.path(), file, text);
     write(
         "config.yml",
         &format!(
