@@ -37,7 +37,8 @@ if [ "$nodes" -lt "$want_nodes" ]; then
 fi
 
 cargo build -q --release -p rehearsal-driver
-driver=$root/target/release/rehearsal-driver
+# REHEARSAL_BENCH_DRIVER runs another build (e.g. the previous commit's) for a side-by-side figure.
+driver=${REHEARSAL_BENCH_DRIVER:-$root/target/release/rehearsal-driver}
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 hz=$(getconf CLK_TCK)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

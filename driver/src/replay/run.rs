@@ -124,7 +124,7 @@ pub async fn run(client: kube::Client, args: &ReplayArgs) -> Result<Stats, RunEr
             .await;
         let started = Instant::now();
         let deleted = tokio::select! {
-            r = root::delete(&roots, &root.name, cleanup_timeout, args.prefix()) => Some(r),
+            r = root::delete(&roots, root, &args.sim_name, cleanup_timeout, args.prefix()) => Some(r),
             _ = signals.skipped() => None,
         };
         let Some(deleted) = deleted else {

@@ -311,6 +311,37 @@ async fn json_trace_applies_and_deletes() {
     assert_nothing_left(&client, &sim_name, prefix).await;
 }
 
+/// The cleanup deletes the run's namespaces itself (faster than the root's cascade), and only
+/// those its root owns: a namespace carrying the same Simulation label but not owned by the run's
+/// root (another run's, or one a user labelled) is left as it was.
+#[tokio::test]
+async fn the_cleanup_deletes_only_the_namespaces_its_root_owns() {
+    let client = client().await;
+    let sim_name = unique("nsown");
+    let prefix = "vnsown";
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let bystander = unique("bystander");
+    let ns: Namespace = object(json!({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": bystander, "labels": {"rehearsal.dev/simulation": sim_name}}
+    }));
+    nss.create(&PostParams::default(), &ns).await.expect("create the bystander namespace");
+    let (run, sim) = run_driver(&sim_name, &fixture("trace.json"), prefix, 10.0, json!(null)).await;
+    let after = nss.get_opt(&bystander).await.expect("read the bystander namespace");
+    let _ = nss.delete(&bystander, &DeleteParams::default()).await;
+    assert!(run.status.success(), "driver failed: {}", run.stderr);
+    assert!(
+        run.stderr.contains("cleanup: deleting the run's namespaces"),
+        "the driver did not delete its namespace directly: {}",
+        run.stderr
+    );
+    let cleanup = condition(&sim, "Cleanup").expect("Cleanup condition");
+    assert_eq!(cleanup.status, "True", "{}", cleanup.message);
+    let after = after.expect("the bystander namespace was deleted");
+    assert!(after.metadata.deletion_timestamp.is_none(), "the bystander namespace is being deleted");
+    assert_nothing_left(&client, &sim_name, prefix).await;
+}
+
 #[tokio::test]
 async fn failing_pre_run_hook_fails_the_run_and_leaves_nothing() {
     let client = client().await;
