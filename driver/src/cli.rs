@@ -115,7 +115,7 @@ pub enum TraceCommand {
         /// The trace: file:///path, a plain path, s3://bucket/key, http:// or https://.
         location: String,
     },
-    /// Write a synthetic msgpack trace (ConfigMaps and Deployments) for tests and benchmarks.
+    /// Write a synthetic trace (ConfigMaps and Deployments) for tests and benchmarks.
     Synthetic {
         /// Where to write it.
         output: PathBuf,
@@ -125,9 +125,12 @@ pub enum TraceCommand {
         /// Seconds of recorded time the events span.
         #[arg(long, default_value_t = 100)]
         span_seconds: i64,
-        /// Instead of --objects: write about this many megabytes.
-        #[arg(long)]
+        /// Instead of --objects: write about this many megabytes (msgpack only).
+        #[arg(long, conflicts_with = "json")]
         megabytes: Option<u64>,
+        /// Write SimKube's JSON form instead of msgpack (benchmarks read it back).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -213,8 +216,11 @@ pub struct ReplayArgs {
     /// CA certificate (PEM) the API server uses to verify the webhook; default: --cert-path.
     #[arg(long)]
     pub webhook_ca_path: Option<PathBuf>,
-    /// Requests to the API server in flight at once during the replay.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Requests to the API server in flight at once during the replay. Objects recorded at the
+    /// same second are sent together at their deadline up to this many; over HTTP/2 (what
+    /// kube-apiserver offers) they share one connection, over HTTP/1.1 (a kubeconfig with a
+    /// proxy) each one is a connection.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
     /// Write the replay's figures (counts, objects per second, lateness percentiles) as JSON here.
     #[arg(long)]

@@ -39,10 +39,10 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> ExitCode {
         cli::Command::Bench(cli::BenchCommand::Compare { old, new }) => bench_compare(&old, &new, out),
         cli::Command::Replay(args) => {
             telemetry::init(&args.verbosity);
-            let client = match kube::Client::try_default().await {
+            let client = match crate::client::build(None).await {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("rehearsal-driver: cannot build a Kubernetes client (KUBECONFIG or in-cluster): {e}");
+                    eprintln!("rehearsal-driver: {e}");
                     return ExitCode::FAILURE;
                 }
             };
@@ -282,14 +282,17 @@ async fn trace_command(cmd: cli::TraceCommand, out: &mut dyn Write) -> Result<()
             }
             Ok(())
         }
-        cli::TraceCommand::Synthetic { output, objects, span_seconds, megabytes } => {
+        cli::TraceCommand::Synthetic { output, objects, span_seconds, megabytes, json } => {
             let written = match megabytes {
-                Some(mb) => {
-                    trace::write_synthetic(&output, mb * 1_000_000).map_err(|e| format!("{}: {e}", output.display()))?
-                }
+                Some(mb) => trace::write_synthetic(&output, mb.saturating_mul(1_000_000))
+                    .map_err(|e| format!("{}: {e}", output.display()))?,
                 None => {
-                    std::fs::write(&output, trace::synthetic(objects, span_seconds, 1_700_000_000))
-                        .map_err(|e| format!("{}: {e}", output.display()))?;
+                    let mut bytes = trace::synthetic(objects, span_seconds, 1_700_000_000);
+                    if json {
+                        bytes = trace::msgpack_to_json(&bytes)
+                            .map_err(|e| format!("{}: re-encoding as JSON: {e}", output.display()))?;
+                    }
+                    std::fs::write(&output, bytes).map_err(|e| format!("{}: {e}", output.display()))?;
                     objects
                 }
             };

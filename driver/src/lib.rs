@@ -5,6 +5,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod bench;
 pub mod cli;
+pub mod client;
 pub mod collect;
 pub mod commands;
 pub mod hooks;

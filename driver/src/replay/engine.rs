@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use super::behind::LateMeter;
 use super::clock::{Clock, lateness, offset};
-use super::objects::{ObjectKey, RootRef, key_of, virtual_namespace, virtualize};
+use super::objects::{ObjectError, ObjectKey, RootRef, key_of, virtual_namespace, virtualize};
 use crate::status::Reporter;
 use crate::trace::{Trace, TraceError, TraceEvent};
 
@@ -121,6 +121,10 @@ pub struct Stats {
     pub failed: Vec<String>,
     /// For every request: how late it started relative to its deadline.
     pub lateness: Vec<Duration>,
+    /// When the replay's clock started (the first event's deadline), by the wall clock, and that
+    /// event's trace time: with the speed, every request's deadline, so a benchmark can set the
+    /// API server's audit log (when it received each request) against them.
+    pub started: Option<(std::time::SystemTime, i64, f64)>,
 }
 
 impl Stats {
@@ -137,7 +141,12 @@ impl Stats {
         sorted.sort_unstable();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let objects = self.applied + self.deleted;
+        let clock = self.started.map(|(at, first_ts, speed)| {
+            let unix = at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default();
+            json!({"started_unix_seconds": unix, "first_ts": first_ts, "speed": speed})
+        });
         json!({
+            "clock": clock,
             "events": self.events, "events_cut": self.events_cut, "interrupted": self.interrupted, "applied": self.applied, "deleted": self.deleted,
             "skipped": self.skipped.len(), "failed": self.failed.len(), "elapsed_seconds": elapsed.as_secs_f64(),
             "objects_per_second": if elapsed.is_zero() { 0.0 } else { objects as f64 / elapsed.as_secs_f64() },
@@ -222,24 +231,21 @@ enum Refused {
 /// Where the operations of one object go: the cluster in a replay, a fake in the tests, so the
 /// dispatch loop (deadlines, ordering, backpressure) is tested without a cluster.
 trait Sink: Send + Sync + 'static {
-    /// Where an object goes, decided once per object and event before its deadline.
-    type Place: Send + 'static;
+    /// An object's operations made ready to send: where they go and their bodies, built before
+    /// the deadline.
+    type Ready: Send + 'static;
 
-    /// Decides where `key` goes (creating its virtual namespace, remembered in `namespaces`).
+    /// Makes `key`'s operations ready (creating its virtual namespace, remembered in
+    /// `namespaces`, and building the request bodies).
     fn place(
         &self,
         key: &ObjectKey,
+        ops: Vec<Op>,
         namespaces: &mut HashSet<String>,
-    ) -> impl Future<Output = Result<Self::Place, Refused>> + Send;
+    ) -> impl Future<Output = Result<Self::Ready, Refused>> + Send;
 
     /// Sends the operations, in order, for `deadline`.
-    fn run(
-        &self,
-        key: ObjectKey,
-        place: Self::Place,
-        ops: Vec<Op>,
-        deadline: Instant,
-    ) -> impl Future<Output = Outcome> + Send;
+    fn run(&self, key: ObjectKey, ready: Self::Ready, deadline: Instant) -> impl Future<Output = Outcome> + Send;
 }
 
 /// Takes a concurrency slot, or None when a stop signal comes first.
@@ -297,7 +303,9 @@ async fn dispatch<S: Sink, C: Clock>(
     let Some(first_ts) = trace.first_ts() else { return Ok(stats) };
     let timestamps: Vec<i64> = trace.event_timestamps().collect();
     let total = timestamps.len();
-    let start = clock.now();
+    // The replay's clock starts once the first batch is ready (its namespaces made, its bodies
+    // built), so the first objects are not late by that work.
+    let mut start: Option<Instant> = None;
     let mut namespaces: HashSet<String> = HashSet::new();
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let mut inflight: HashMap<ObjectKey, JoinHandle<Outcome>> = HashMap::new();
@@ -315,70 +323,73 @@ async fn dispatch<S: Sink, C: Clock>(
         while j < total && timestamps[j] == ts {
             j += 1;
         }
-        let deadline = start + offset(first_ts, ts, settings.speed);
-        for e in i..j {
-            // The slot comes before the decode: a run that falls behind waits here, holding no
-            // more of the trace decoded than its concurrency allows.
-            let Some(first_slot) = slot(&permits, signals).await else {
+        // Before the deadline: the batch's events are decoded and made ready (namespaces
+        // created, bodies built, slots taken) while slots are free, so a burst within the
+        // concurrency starts all at once at its deadline. The first event waits for its slot,
+        // as the decode always did; the next ones go ahead only with a slot free at once.
+        let mut ready: Vec<Prepared<S::Ready>> = vec![];
+        let mut e = i;
+        let mut made_ready = 0;
+        while e < j {
+            let first = if e == i {
+                match slot(&permits, signals).await {
+                    Some(p) => p,
+                    None => {
+                        stats.interrupted = true;
+                        break 'batches;
+                    }
+                }
+            } else {
+                match permits.clone().try_acquire_owned() {
+                    Ok(p) => p,
+                    Err(_) => break,
+                }
+            };
+            let short =
+                prepare(trace.event(e)?, first, &permits, sink.as_ref(), &mut namespaces, &mut stats, &mut ready).await;
+            made_ready += 1;
+            e += 1;
+            if short {
+                break;
+            }
+        }
+        let started = *start.get_or_insert_with(|| {
+            stats.started = Some((std::time::SystemTime::now(), first_ts, settings.speed));
+            clock.now()
+        });
+        let deadline = started + offset(first_ts, ts, settings.speed);
+        // A stop signal ends the replay here (or while it waits for a slot); what was
+        // dispatched finishes below.
+        tokio::select! {
+            _ = clock.sleep_until(deadline) => {}
+            _ = signals.stopped() => {
+                stats.interrupted = true;
+                break 'batches;
+            }
+        }
+        if !send(ready, &sink, &permits, signals, deadline, &mut inflight).await {
+            stats.interrupted = true;
+            break 'batches;
+        }
+        stats.events += made_ready;
+        // The rest of a batch larger than the free slots: each event decoded once a slot frees,
+        // and sent at once (its deadline has passed).
+        while e < j {
+            let Some(first) = slot(&permits, signals).await else {
                 stats.interrupted = true;
                 break 'batches;
             };
-            let mut spare = Some(first_slot);
-            let groups = group(trace.event(e)?, &mut stats.failed);
-            // Kinds and namespaces are settled before the deadline, so they add no lateness.
-            let mut runnable = vec![];
-            for (key, ops) in groups {
-                match sink.place(&key, &mut namespaces).await {
-                    Ok(place) => runnable.push((key, place, ops)),
-                    Err(Refused::Skipped(why)) => {
-                        tracing::warn!("{why}");
-                        stats.skipped.push(why);
-                    }
-                    Err(Refused::Failed(why)) => stats.failed.push(why),
-                }
-            }
-            // A stop signal ends the replay here (or while it waits for a slot); what was
-            // dispatched finishes below.
-            tokio::select! {
-                _ = clock.sleep_until(deadline) => {}
-                _ = signals.stopped() => {
-                    stats.interrupted = true;
-                    break 'batches;
-                }
-            }
-            // Dispatch without waiting for earlier batches: a slow request delays only later
-            // operations on the same object (chained below) and what the concurrency bound holds back.
-            for (key, place, ops) in runnable {
-                let permit = match spare.take() {
-                    Some(p) => p,
-                    None => match slot(&permits, signals).await {
-                        Some(p) => p,
-                        None => {
-                            stats.interrupted = true;
-                            break 'batches;
-                        }
-                    },
-                };
-                let previous = inflight.remove(&key);
-                let (sink, task_key) = (sink.clone(), key.clone());
-                let task = tokio::spawn(async move {
-                    // Held while waiting for the previous task on this object too: the previous
-                    // one already holds its own slot, so the chain always moves, and its length
-                    // counts against the bound.
-                    let _permit = permit;
-                    let mut before = match previous {
-                        Some(p) => p.await.unwrap_or_else(|e| Outcome::lost(&e)),
-                        None => Outcome::default(),
-                    };
-                    before.merge(sink.run(task_key, place, ops, deadline).await);
-                    before
-                });
-                inflight.insert(key, task);
+            let mut ready = vec![];
+            prepare(trace.event(e)?, first, &permits, sink.as_ref(), &mut namespaces, &mut stats, &mut ready).await;
+            e += 1;
+            if !send(ready, &sink, &permits, signals, deadline, &mut inflight).await {
+                stats.interrupted = true;
+                break 'batches;
             }
             stats.events += 1;
-            if inflight.len() > 4096 {
-                collect_finished(&mut inflight, &mut stats).await;
-            }
+        }
+        if inflight.len() > 4096 {
+            collect_finished(&mut inflight, &mut stats).await;
         }
         reporter.progress(stats.events as i64, total as i64, "events", false).await;
         // Falling behind is said in the Replay condition, at most every BEHIND_EVERY.
@@ -399,7 +410,7 @@ async fn dispatch<S: Sink, C: Clock>(
     if let Some(end) = settings
         .duration
         .and_then(|d| Duration::try_from_secs_f64(d.as_secs_f64() / settings.speed).ok())
-        .and_then(|d| start.checked_add(d))
+        .and_then(|d| start.unwrap_or_else(|| clock.now()).checked_add(d))
         && !stats.interrupted
     {
         tokio::select! {
@@ -409,6 +420,86 @@ async fn dispatch<S: Sink, C: Clock>(
     }
     reporter.progress(stats.events as i64, total as i64, "events", true).await;
     Ok(stats)
+}
+
+/// One object's operations, ready, with its concurrency slot when one was free.
+struct Prepared<R> {
+    key: ObjectKey,
+    ready: R,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Decodes `event`'s objects into `out`, made ready by the sink. The first object takes `first`;
+/// the others a slot free at once, or none (they wait for one when sent). Returns whether some
+/// object got no slot: the caller then decodes no more before sending.
+async fn prepare<S: Sink>(
+    event: TraceEvent,
+    first: OwnedSemaphorePermit,
+    permits: &Arc<Semaphore>,
+    sink: &S,
+    namespaces: &mut HashSet<String>,
+    stats: &mut Stats,
+    out: &mut Vec<Prepared<S::Ready>>,
+) -> bool {
+    let mut first = Some(first);
+    let mut short = false;
+    for (key, ops) in group(event, &mut stats.failed) {
+        // Kinds and namespaces are settled before the deadline, so they add no lateness.
+        let ready = match sink.place(&key, ops, namespaces).await {
+            Ok(r) => r,
+            Err(Refused::Skipped(why)) => {
+                tracing::warn!("{why}");
+                stats.skipped.push(why);
+                continue;
+            }
+            Err(Refused::Failed(why)) => {
+                stats.failed.push(why);
+                continue;
+            }
+        };
+        let permit = first.take().or_else(|| permits.clone().try_acquire_owned().ok());
+        short |= permit.is_none();
+        out.push(Prepared { key, ready, permit });
+    }
+    short
+}
+
+/// Starts a task per prepared object, without waiting for earlier ones: a slow request delays
+/// only later operations on the same object (chained here) and what the concurrency bound holds
+/// back. Returns false when a stop signal came while waiting for a slot.
+async fn send<S: Sink>(
+    ready: Vec<Prepared<S::Ready>>,
+    sink: &Arc<S>,
+    permits: &Arc<Semaphore>,
+    signals: &Signals,
+    deadline: Instant,
+    inflight: &mut HashMap<ObjectKey, JoinHandle<Outcome>>,
+) -> bool {
+    for Prepared { key, ready, permit } in ready {
+        let permit = match permit {
+            Some(p) => p,
+            None => match slot(permits, signals).await {
+                Some(p) => p,
+                None => return false,
+            },
+        };
+        let previous = inflight.remove(&key);
+        let (sink, task_key) = (sink.clone(), key.clone());
+        let task = tokio::spawn(async move {
+            // Held while waiting for the previous task on this object too: the previous one
+            // already holds its own slot, so the chain always moves, and its length counts
+            // against the bound.
+            let _permit = permit;
+            let mut before = match previous {
+                Some(p) => p.await.unwrap_or_else(|e| Outcome::lost(&e)),
+                None => Outcome::default(),
+            };
+            before.merge(sink.run(task_key, ready, deadline).await);
+            before
+        });
+        inflight.insert(key, task);
+    }
+    true
 }
 
 /// Moves the outcomes of finished operations into the stats, keeping the in-flight map small.
@@ -431,9 +522,9 @@ struct Cluster<C> {
 }
 
 impl<C: Clock + Clone + 'static> Sink for Cluster<C> {
-    type Place = (Target, String);
+    type Ready = Ready;
 
-    async fn place(&self, key: &ObjectKey, namespaces: &mut HashSet<String>) -> Result<(Target, String), Refused> {
+    async fn place(&self, key: &ObjectKey, ops: Vec<Op>, namespaces: &mut HashSet<String>) -> Result<Ready, Refused> {
         let (api_version, kind, ns, name) = key;
         let Some(target) = self.kinds.get(&(api_version.clone(), kind.clone())) else {
             return Err(Refused::Failed(format!("{kind} {ns}/{name}: kind was not resolved")));
@@ -451,24 +542,48 @@ impl<C: Clock + Clone + 'static> Sink for Cluster<C> {
                 .map_err(|e| Refused::Failed(format!("namespace {vns}: {e}")))?;
             namespaces.insert(vns.clone());
         }
-        Ok((target.clone(), vns))
+        // The bodies are built now, before the deadline: at the deadline only the request is made.
+        let ops = ops
+            .into_iter()
+            .map(|op| match op {
+                Op::Apply(obj) => match virtualize(&obj, &vns, &self.settings.simulation, &self.root)
+                    .and_then(|b| serde_json::value::to_raw_value(&b).map_err(|e| ObjectError::Body(e.to_string())))
+                {
+                    Ok(body) => ReadyOp::Apply(body),
+                    Err(e) => ReadyOp::Invalid(format!("apply {kind} {ns}/{name}: {e}")),
+                },
+                Op::Delete(_) => ReadyOp::Delete,
+            })
+            .collect();
+        Ok(Ready { target: target.clone(), vns, ops })
     }
 
-    async fn run(&self, key: ObjectKey, (target, vns): (Target, String), ops: Vec<Op>, deadline: Instant) -> Outcome {
-        run_ops(self, key, target, vns, ops, deadline).await
+    async fn run(&self, key: ObjectKey, ready: Ready, deadline: Instant) -> Outcome {
+        run_ops(self, key, ready, deadline).await
     }
 }
 
-async fn run_ops<C: Clock>(
-    shared: &Cluster<C>,
-    key: ObjectKey,
+/// An object's operations as the cluster sink sends them.
+struct Ready {
     target: Target,
     vns: String,
-    ops: Vec<Op>,
-    deadline: Instant,
-) -> Outcome {
-    let (client, root, settings, clock) = (&shared.client, &shared.root, &shared.settings, &shared.clock);
+    ops: Vec<ReadyOp>,
+}
+
+/// One operation with its request body built.
+enum ReadyOp {
+    /// Server-side apply of this body.
+    Apply(Box<serde_json::value::RawValue>),
+    /// Delete (background propagation).
+    Delete,
+    /// The object cannot be sent, with the reason (counted as failed at its deadline).
+    Invalid(String),
+}
+
+async fn run_ops<C: Clock>(shared: &Cluster<C>, key: ObjectKey, ready: Ready, deadline: Instant) -> Outcome {
+    let (client, settings, clock) = (&shared.client, &shared.settings, &shared.clock);
     let (_, kind, ns, name) = &key;
+    let Ready { target, vns, ops } = ready;
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &vns, &target.resource);
     let mut out = Outcome { late: vec![], applied: 0, deleted: 0, failed: vec![] };
     for op in ops {
@@ -476,20 +591,14 @@ async fn run_ops<C: Clock>(
         settings.late.record(late);
         out.late.push(late);
         match op {
-            Op::Apply(obj) => {
-                let body = match virtualize(&obj, &vns, &settings.simulation, root) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        out.failed.push(format!("apply {kind} {ns}/{name}: {e}"));
-                        continue;
-                    }
-                };
+            ReadyOp::Invalid(why) => out.failed.push(why),
+            ReadyOp::Apply(body) => {
                 match api.patch(name, &PatchParams::apply(DRIVER_MANAGER).force(), &Patch::Apply(&body)).await {
                     Ok(_) => out.applied += 1,
                     Err(e) => out.failed.push(format!("apply {kind} {ns}/{name} into {vns}: {e}")),
                 }
             }
-            Op::Delete(_) => match api.delete(name, &DeleteParams::background()).await {
+            ReadyOp::Delete => match api.delete(name, &DeleteParams::background()).await {
                 Ok(_) => out.deleted += 1,
                 // Already gone (deleted by its owner, or never applied): the goal is met.
                 Err(kube::Error::Api(s)) if s.code == 404 => out.deleted += 1,
@@ -636,16 +745,16 @@ mod tests {
     }
 
     impl Sink for Slow {
-        type Place = ();
+        type Ready = Vec<Op>;
 
-        async fn place(&self, _: &ObjectKey, _: &mut HashSet<String>) -> Result<(), Refused> {
+        async fn place(&self, _: &ObjectKey, ops: Vec<Op>, _: &mut HashSet<String>) -> Result<Vec<Op>, Refused> {
             // Called right after the decode: from here the operations are held in memory.
             let now = self.pending.fetch_add(1, Ordering::SeqCst) + 1;
             self.peak.fetch_max(now, Ordering::SeqCst);
-            Ok(())
+            Ok(ops)
         }
 
-        async fn run(&self, key: ObjectKey, _: (), ops: Vec<Op>, _: Instant) -> Outcome {
+        async fn run(&self, key: ObjectKey, ops: Vec<Op>, _: Instant) -> Outcome {
             let mut out = Outcome::default();
             for op in ops {
                 tokio::time::sleep(self.delay).await;
@@ -686,6 +795,83 @@ mod tests {
             signals,
             late: Arc::default(),
         }
+    }
+
+    /// Records when each object was made ready and when its operations started.
+    #[derive(Default)]
+    struct Recorder {
+        log: Mutex<Vec<(String, &'static str, Instant)>>,
+    }
+
+    impl Sink for Recorder {
+        type Ready = ();
+
+        async fn place(&self, key: &ObjectKey, _: Vec<Op>, _: &mut HashSet<String>) -> Result<(), Refused> {
+            self.log.lock().expect("log").push((key.3.clone(), "ready", Instant::now()));
+            Ok(())
+        }
+
+        async fn run(&self, key: ObjectKey, _: (), _: Instant) -> Outcome {
+            self.log.lock().expect("log").push((key.3, "sent", Instant::now()));
+            // Slow enough that a slot frees only after the burst's deadline.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Outcome { applied: 1, ..Outcome::default() }
+        }
+    }
+
+    /// A burst: one object at 0 s, then 12 due together at 1 s (three events of four).
+    fn burst() -> Trace {
+        let mut events = vec![(1_000, vec![cm("first")], vec![])];
+        for e in 0..3 {
+            events.push((1_001, (0..4).map(|k| cm(&format!("b{e}-{k}"))).collect(), vec![]));
+        }
+        trace_of(events)
+    }
+
+    #[tokio::test]
+    async fn a_burst_within_the_concurrency_is_made_ready_before_its_deadline() {
+        let mut wide = settings(16, Signals::never());
+        wide.speed = 10.0; // the burst is due 100 ms after the start
+        let sink = Arc::new(Recorder::default());
+        let start = Instant::now();
+        let stats = dispatch(&burst(), sink.clone(), &wide, &PreciseClock, &Reporter::new(None, "s", None))
+            .await
+            .expect("replay");
+        assert_eq!((stats.events, stats.applied), (4, 13));
+        let deadline = start + Duration::from_millis(100);
+        let log = sink.log.lock().expect("log");
+        for (name, what, at) in log.iter().filter(|(n, _, _)| n.starts_with('b')) {
+            match *what {
+                "ready" => assert!(*at < deadline, "{name} made ready after its deadline"),
+                _ => assert!(*at >= deadline, "{name} sent before its deadline"),
+            }
+        }
+        // Every object of the burst was ready before the first of them was sent.
+        let last_ready = log.iter().filter(|(n, w, _)| n.starts_with('b') && *w == "ready").map(|e| e.2).max();
+        let first_sent = log.iter().filter(|(n, w, _)| n.starts_with('b') && *w == "sent").map(|e| e.2).min();
+        assert!(last_ready < first_sent, "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn a_burst_beyond_the_concurrency_sends_what_it_can_and_the_rest_as_slots_free() {
+        let mut narrow = settings(6, Signals::never());
+        narrow.speed = 10.0;
+        let sink = Arc::new(Recorder::default());
+        let stats = dispatch(&burst(), sink.clone(), &narrow, &PreciseClock, &Reporter::new(None, "s", None))
+            .await
+            .expect("replay");
+        assert_eq!((stats.events, stats.applied, stats.failed.len()), (4, 13, 0));
+        let log = sink.log.lock().expect("log");
+        let sent: Vec<&str> = log.iter().filter(|(_, w, _)| *w == "sent").map(|(n, _, _)| n.as_str()).collect();
+        // In recorded order, each object once.
+        let mut want = vec!["first".to_string()];
+        want.extend((0..3).flat_map(|e| (0..4).map(move |k| format!("b{e}-{k}"))));
+        assert_eq!(sent, want.iter().map(String::as_str).collect::<Vec<_>>());
+        // Never more than the concurrency decoded and not yet done: the third event of the
+        // burst waited for slots, so it was made ready after the first ones were sent.
+        let ready_b2 = log.iter().find(|(n, w, _)| n == "b2-0" && *w == "ready").map(|e| e.2);
+        let sent_b0 = log.iter().find(|(n, w, _)| n == "b0-0" && *w == "sent").map(|e| e.2);
+        assert!(ready_b2 > sent_b0, "{log:?}");
     }
 
     #[tokio::test]

@@ -18,6 +18,9 @@ pub enum ObjectError {
     /// `<prefix>-<namespace>` would be a namespace of the system.
     #[error("virtual namespace {0:?} would be a system namespace (kube-*); choose another virtualNamespacePrefix")]
     SystemNamespace(String),
+    /// The virtualized object could not be encoded as a request body.
+    #[error("cannot encode the request body: {0}")]
+    Body(String),
 }
 
 /// The SimulationRoot a run's objects are owned by.

@@ -24,7 +24,6 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::Api;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use rehearsal_crds::conditions::{self, Status};
 use rehearsal_crds::{Scenario, Simulation};
 use serde_json::Value;
@@ -114,27 +113,7 @@ impl PlayReport {
 
 /// Builds a client from a ':'-separated kubeconfig list, or in-cluster / ~/.kube/config.
 pub async fn build_client(kubeconfig: Option<&str>) -> Result<kube::Client, String> {
-    let config = match kubeconfig {
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| format!("cannot find a cluster (no KUBECONFIG, not in a pod, no ~/.kube/config): {e}"))?,
-        Some(paths) => {
-            let mut merged: Option<Kubeconfig> = None;
-            for path in std::env::split_paths(paths) {
-                let read = Kubeconfig::read_from(&path)
-                    .map_err(|e| format!("--kubeconfig (or KUBECONFIG) {}: {e}", path.display()))?;
-                merged = Some(match merged {
-                    None => read,
-                    Some(m) => m.merge(read).map_err(|e| format!("--kubeconfig (or KUBECONFIG) {paths}: {e}"))?,
-                });
-            }
-            let merged = merged.ok_or_else(|| format!("--kubeconfig (or KUBECONFIG) {paths:?} names no file"))?;
-            kube::Config::from_custom_kubeconfig(merged, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| format!("--kubeconfig (or KUBECONFIG) {paths}: {e}"))?
-        }
-    };
-    kube::Client::try_from(config).map_err(|e| format!("cannot build a Kubernetes client: {e}"))
+    crate::client::build(kubeconfig).await
 }
 
 /// A stop request (first SIGINT/SIGTERM); a second one exits at once.

@@ -28,7 +28,7 @@ pub use lifecycle::PodLifecycle;
 #[allow(unused_imports)]
 pub use location::{read, read_with_policy};
 #[allow(unused_imports)]
-pub use synthetic::{synthetic, write_synthetic};
+pub use synthetic::{msgpack_to_json, synthetic, write_synthetic};
 
 use lifecycle::Lifecycles;
 

@@ -229,6 +229,30 @@ fn write_trace(w: &mut impl Write, objects: usize, span_seconds: i64, start_ts: 
     Ok(())
 }
 
+/// A msgpack trace re-encoded in the JSON form the reader accepts: `pod_lifecycles`, keyed by
+/// [GVK, owner] pairs in msgpack, becomes an array of `[[GVK, owner], {hash: [...]}]` pairs.
+pub fn msgpack_to_json(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    #[derive(serde::Deserialize)]
+    struct Whole {
+        version: u64,
+        config: serde_json::Value,
+        events: Vec<serde_json::Value>,
+        #[serde(default)]
+        index: serde_json::Value,
+        #[serde(default)]
+        pod_lifecycles:
+            std::collections::BTreeMap<(String, String), std::collections::BTreeMap<u64, serde_json::Value>>,
+    }
+    let whole: Whole = rmp_serde::from_slice(bytes).map_err(|e| e.to_string())?;
+    let lifecycles: Vec<serde_json::Value> =
+        whole.pod_lifecycles.into_iter().map(|((gvk, owner), lives)| json!([[gvk, owner], lives])).collect();
+    let doc = json!({
+        "version": whole.version, "config": whole.config, "events": whole.events,
+        "index": whole.index, "pod_lifecycles": lifecycles,
+    });
+    serde_json::to_vec(&doc).map_err(|e| e.to_string())
+}
+
 /// A valid version-2 msgpack trace of `objects` applied-plus-deleted objects, events spread evenly over
 /// `span_seconds` from `start_ts`; deterministic in its arguments.
 pub fn synthetic(objects: usize, span_seconds: i64, start_ts: i64) -> Vec<u8> {
@@ -337,5 +361,28 @@ mod tests {
         assert!((1_800_000..2_200_000).contains(&size), "{size} bytes");
         let trace = Trace::parse(std::fs::read(&path).unwrap(), "bench.sktrace").unwrap();
         assert_eq!(trace.object_count(), objects);
+    }
+
+    #[test]
+    fn the_json_form_reads_back_as_the_same_trace() {
+        let packed = synthetic(200, 100, 0);
+        let (a, b) = (
+            Trace::parse(packed.clone(), "msgpack").unwrap(),
+            Trace::parse(msgpack_to_json(&packed).unwrap(), "json").unwrap(),
+        );
+        assert_eq!(
+            (b.event_count(), b.object_count(), b.first_ts(), b.last_ts()),
+            (a.event_count(), a.object_count(), a.first_ts(), a.last_ts())
+        );
+        for i in 0..a.event_count() {
+            let (x, y) = (a.event(i).unwrap(), b.event(i).unwrap());
+            assert_eq!((x.ts, &x.applied, &x.deleted), (y.ts, &y.applied, &y.deleted), "event {i}");
+        }
+        let event = a.event(0).unwrap();
+        let d = event.applied.iter().find(|o| o["kind"] == "Deployment").expect("a deployment in event 0");
+        let owner =
+            format!("{}/{}", d["metadata"]["namespace"].as_str().unwrap(), d["metadata"]["name"].as_str().unwrap());
+        assert_eq!(b.lifecycles("apps/v1.Deployment", &owner), a.lifecycles("apps/v1.Deployment", &owner));
+        assert!(msgpack_to_json(b"not msgpack").is_err());
     }
 }
