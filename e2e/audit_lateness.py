@@ -12,13 +12,19 @@ This module sets each write of the replay against its deadline:
 by virtual namespace, name, resource and verb (apply: patch or create; delete: delete), in order,
 within the replay's own time window (so the cleanup's deletions are not counted).
 
-From bash:  python3 e2e/audit_lateness.py AUDIT_LOG OFFSET TRACE.json STATS.json PREFIX
+The API server rotates its log (every 100 MB by default, into audit-<time>.log beside it), so
+every file of that folder written since the replay started is read; the time window keeps
+earlier runs out.
+
+From bash:  python3 e2e/audit_lateness.py AUDIT_LOG TRACE.json STATS.json PREFIX
 prints a JSON object: {"count", "unmatched", "p50", "p99", "max"} in ms.
 """
 
 import datetime
+import glob
 import json
 import math
+import os
 import sys
 from collections import defaultdict
 
@@ -56,30 +62,42 @@ def deadlines(trace, clock, prefix):
     return out
 
 
-def received(audit_path, offset, prefix, window):
+def _files(audit_path, since):
+    """The audit log and its rotated backups last written at or after `since` (unix seconds)."""
+    stem, ext = os.path.splitext(audit_path)
+    files = glob.glob(f"{glob.escape(stem)}-*{ext}") + [audit_path]
+    return sorted(f for f in files if os.path.exists(f) and os.path.getmtime(f) >= since)
+
+
+def received(audit_path, prefix, window):
     """{key: [requestReceivedTimestamp, ...]} of the writes in the run's namespaces in `window`."""
     verbs = {"patch": "apply", "create": "apply", "delete": "delete"}
     start, end = window
     out = defaultdict(list)
-    with open(audit_path, "rb") as f:
-        f.seek(offset)
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # a line being written as we read
-            ref = e.get("objectRef") or {}
-            verb = verbs.get(e.get("verb"))
-            ns = ref.get("namespace", "")
-            if not verb or ref.get("subresource") or not ns.startswith(prefix + "-") or "name" not in ref:
-                continue
-            at = _ts(e["requestReceivedTimestamp"])
-            if start <= at <= end:
-                out[(ns, ref.get("resource", ""), ref["name"], verb)].append(at)
+    # A cheap test first: a 10,000-pod run writes hundreds of MB of audit events, most of them
+    # about pods, not the trace's objects.
+    marker = f'"namespace":"{prefix}-'.encode()
+    for path in _files(audit_path, start):
+        with open(path, "rb") as f:
+            for line in f:
+                if marker not in line:
+                    continue
+                try:
+                    e = json.loads(line)
+                except ValueError:
+                    continue  # a line being written as we read
+                ref = e.get("objectRef") or {}
+                verb = verbs.get(e.get("verb"))
+                ns = ref.get("namespace", "")
+                if not verb or ref.get("subresource") or not ns.startswith(prefix + "-") or "name" not in ref:
+                    continue
+                at = _ts(e["requestReceivedTimestamp"])
+                if start <= at <= end:
+                    out[(ns, ref.get("resource", ""), ref["name"], verb)].append(at)
     return out
 
 
-def lateness(audit_path, offset, trace_path, stats_path, prefix):
+def lateness(audit_path, trace_path, stats_path, prefix):
     """Lateness in ms of every write of the replay as the API server received it."""
     stats = json.load(open(stats_path))
     clock = stats["clock"]
@@ -87,7 +105,7 @@ def lateness(audit_path, offset, trace_path, stats_path, prefix):
     # From a little before the first deadline (early requests count as 0 ms late) to the replay's
     # end plus a margin for the last requests in flight.
     window = (clock["started_unix_seconds"] - 1, clock["started_unix_seconds"] + stats["elapsed_seconds"] + 5)
-    got = received(audit_path, offset, prefix, window)
+    got = received(audit_path, prefix, window)
     late, unmatched = [], 0
     for key, times in due.items():
         arrivals = sorted(got.get(key, []))
@@ -99,7 +117,7 @@ def lateness(audit_path, offset, trace_path, stats_path, prefix):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 6:
-        sys.exit("usage: audit_lateness.py AUDIT_LOG OFFSET TRACE.json STATS.json PREFIX")
-    audit_log, offset, trace_path, stats_path, prefix = sys.argv[1:]
-    print(json.dumps(lateness(audit_log, int(offset), trace_path, stats_path, prefix)))
+    if len(sys.argv) != 5:
+        sys.exit("usage: audit_lateness.py AUDIT_LOG TRACE.json STATS.json PREFIX")
+    audit_log, trace_path, stats_path, prefix = sys.argv[1:]
+    print(json.dumps(lateness(audit_log, trace_path, stats_path, prefix)))

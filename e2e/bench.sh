@@ -164,7 +164,6 @@ spec: {source: {trace: {uri: "file://$trace"}}, speed: $speed, virtualNamespaceP
 YAML
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   api_before=$(ticks "$apiserver_pid")
-  audit_offset=$(stat -c %s "$REHEARSAL_AUDIT_LOG")
   /usr/bin/time -f '%U %S %e' -o "$work/time" "$driver" replay --sim-name "$sim" --controller-ns default \
     --virtual-ns-prefix bench --cert-path "$work/tls.crt" --key-path "$work/tls.key" \
     --trace-path "file://$trace" --speed "$speed" --admission-webhook-port "$port" \
@@ -173,18 +172,18 @@ YAML
   api_after=$(ticks "$apiserver_pid")
   read -r user sys wall <"$work/time"
   python3 - "$speed" "$work/stats-$workload-$speed.json" "$user" "$sys" "$wall" "$(( api_after - api_before ))" "$hz" "$workload" \
-    "$REHEARSAL_AUDIT_LOG" "$audit_offset" "$json" <<'PY'
+    "$REHEARSAL_AUDIT_LOG" "$json" <<'PY'
 import json, sys
 from audit_lateness import lateness
 from bench_results import record
 speed, path = sys.argv[1], sys.argv[2]
 user, sys_, wall, api_ticks, hz = map(float, sys.argv[3:8])
 workload = sys.argv[8]
-audit_log, audit_offset, json_trace = sys.argv[9], int(sys.argv[10]), sys.argv[11]
+audit_log, json_trace = sys.argv[9], sys.argv[10]
 s = json.load(open(path))
 l = s["lateness_ms"]
 # A driver without the stats' clock (older builds) gives no audit-based figure.
-api = lateness(audit_log, audit_offset, json_trace, path, "bench") if s.get("clock") else None
+api = lateness(audit_log, json_trace, path, "bench") if s.get("clock") else None
 print(f"speed {speed:>4}: {s['applied']+s['deleted']} objects in {s['elapsed_seconds']:.1f} s replay "
       f"({s['objects_per_second']:.0f} objects/s), failed {s['failed']}; lateness p50 {l['p50']:.3f} ms, "
       f"p99 {l['p99']:.3f} ms, max {l['max']:.1f} ms")
