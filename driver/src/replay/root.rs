@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Resource, ResourceExt};
@@ -132,10 +132,21 @@ async fn delete_once(
         Some(root) => root.uid().unwrap_or_default(),
         None => return Ok(true),
     };
-    let namespaces: Api<Namespace> = Api::all(api.clone().into_client());
+    let client = api.clone().into_client();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
     match delete_namespaces(&namespaces, root, simulation).await {
-        Ok(n) if n > 0 => tracing::info!(root = %name, namespaces = n, "cleanup: deleting the run's namespaces"),
-        Ok(_) => {}
+        Ok(ours) => {
+            if !ours.is_empty() {
+                tracing::info!(root = %name, namespaces = ours.len(), "cleanup: deleting the run's namespaces");
+                remove_pods(&client, &ours).await;
+                // The root last: deleted while its namespaces still hold objects, the garbage
+                // collector would delete them one request each, competing with the namespace
+                // controller. At the deadline the root's deletion still runs, as the safety net.
+                if !namespaces_gone(&namespaces, root, simulation, deadline).await {
+                    tracing::warn!(root = %name, "cleanup: the run's namespaces are still terminating; deleting the root anyway");
+                }
+            }
+        }
         // Without the right to list or delete namespaces, the root's cascade still removes them.
         Err(kube::Error::Api(s)) if s.code == 403 => {
             tracing::warn!(root = %name, error = %s, "cleanup: cannot delete the run's namespaces directly; the root's cascade will, more slowly");
@@ -155,24 +166,78 @@ async fn delete_once(
 }
 
 /// Starts the deletion (background) of every namespace this root owns that is not already being
-/// deleted, each with its UID as precondition; returns how many were started. Namespaces are
-/// found by the Simulation's label and kept only when the root is among their owners, so a
-/// namespace of another run, or one re-created meanwhile by someone else, is never touched.
-async fn delete_namespaces(api: &Api<Namespace>, root: &RootRef, simulation: &str) -> Result<usize, kube::Error> {
+/// deleted, each with its UID as precondition; returns the names of all the root's namespaces
+/// (terminating ones included). Namespaces are found by the Simulation's label and kept only when
+/// the root is among their owners, so a namespace of another run, or one re-created meanwhile by
+/// someone else, is never touched.
+async fn delete_namespaces(api: &Api<Namespace>, root: &RootRef, simulation: &str) -> Result<Vec<String>, kube::Error> {
+    let mut ours = vec![];
+    for ns in owned_namespaces(api, root, simulation).await? {
+        let name = ns.name_any();
+        if ns.metadata.deletion_timestamp.is_none() {
+            let mut params = DeleteParams::background();
+            params.preconditions = Some(Preconditions { uid: ns.metadata.uid.clone(), resource_version: None });
+            match api.delete(&name, &params).await {
+                Ok(_) => {}
+                // Gone already, or a new namespace of that name (the UID precondition failed): not ours.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        ours.push(name);
+    }
+    Ok(ours)
+}
+
+/// The namespaces labelled for `simulation` that `root` owns.
+async fn owned_namespaces(
+    api: &Api<Namespace>,
+    root: &RootRef,
+    simulation: &str,
+) -> Result<Vec<Namespace>, kube::Error> {
     let selector = format!("{OWNED_BY_SIMULATION_LABEL}={simulation}");
     let list = api.list(&ListParams::default().labels(&selector)).await?;
-    let mut started = 0usize;
-    for ns in list.items.iter().filter(|ns| owned_by(ns, root) && ns.metadata.deletion_timestamp.is_none()) {
-        let mut params = DeleteParams::background();
-        params.preconditions = Some(Preconditions { uid: ns.metadata.uid.clone(), resource_version: None });
-        match api.delete(&ns.name_any(), &params).await {
-            Ok(_) => started = started.saturating_add(1),
-            // Gone already, or a new namespace of that name (the UID precondition failed): not ours.
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-            Err(e) => return Err(e),
+    Ok(list.items.into_iter().filter(|ns| owned_by(ns, root)).collect())
+}
+
+/// Removes the pods of the run's terminating namespaces at once (grace period 0: they run on
+/// virtual nodes, nothing is there to stop), one `deletecollection` per namespace, all at once.
+/// A terminating namespace accepts no new pod, so no controller brings them back. Deleted
+/// gracefully, each pod would cost two writes (marked, then removed by kwok) and the namespace
+/// controller would wait for them. Failures are only logged: the namespace controller deletes
+/// whatever is left, more slowly.
+async fn remove_pods(client: &kube::Client, namespaces: &[String]) {
+    let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+    let calls = namespaces.iter().map(|ns| {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let now = now.clone();
+        async move { (ns, pods.delete_collection(&now, &ListParams::default()).await) }
+    });
+    for (ns, result) in futures::future::join_all(calls).await {
+        if let Err(e) = result {
+            tracing::debug!(namespace = %ns, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
         }
     }
-    Ok(started)
+}
+
+/// Polls until no namespace of the root is left, or `deadline`; true when none is left.
+async fn namespaces_gone(
+    api: &Api<Namespace>,
+    root: &RootRef,
+    simulation: &str,
+    deadline: tokio::time::Instant,
+) -> bool {
+    const EVERY: Duration = Duration::from_millis(500);
+    loop {
+        // A failed list counts as "not yet": the root's deletion is the safety net.
+        if owned_namespaces(api, root, simulation).await.is_ok_and(|left| left.is_empty()) {
+            return true;
+        }
+        if tokio::time::Instant::now() + EVERY >= deadline {
+            return false;
+        }
+        tokio::time::sleep(EVERY).await;
+    }
 }
 
 /// Whether `ns` has the root among its owners (by UID).
