@@ -5,7 +5,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 SANDBOX := e2e/cluster/sandbox.sh
 
-.PHONY: all build test unit e2e crds lint fmt demo bench bench-webhook bench-replay bench-scale bench-scenario bench-operator sandbox-up sandbox-down sandbox-status cluster-bins clean
+.PHONY: all build test unit e2e crds lint fmt demo bench bench-webhook bench-replay bench-scale bench-scenario bench-scenario-scale bench-operator sandbox-up sandbox-down sandbox-status cluster-bins clean
 
 all: build
 
@@ -83,6 +83,7 @@ bench:
 	$(MAKE) --no-print-directory bench-replay
 	$(MAKE) --no-print-directory bench-scale
 	$(MAKE) --no-print-directory bench-scenario
+	$(MAKE) --no-print-directory bench-scenario-scale
 	$(MAKE) --no-print-directory bench-operator
 
 ## bench-webhook: the admission webhook's latency at 1,000 requests/s (no cluster) -> webhook.json
@@ -96,11 +97,19 @@ bench-replay: cluster-bins
 
 ## bench-scale: e2e/bench-scale.sh on the local control plane -> scale.json
 bench-scale: cluster-bins
-	e2e/run-with-sandbox.sh e2e/bench-scale.sh
+	REHEARSAL_VIRTUAL_NODES=$${REHEARSAL_VIRTUAL_NODES:-$${REHEARSAL_SCALE_NODES:-1000}} \
+	  e2e/run-with-sandbox.sh e2e/bench-scale.sh
 
 ## bench-scenario: the scenario player's step lateness and drift, on the local control plane -> scenario.json
 bench-scenario: cluster-bins
 	e2e/run-with-sandbox.sh e2e/bench-scenario.sh
+
+## bench-scenario-scale: the scenario player at scale (500 Deployments, 120 steps of 100 scales at
+## speed 15) on the local control plane with 1,000 virtual nodes, started with them when none is
+## up (REHEARSAL_SCENARIO_SCALE_NODES, or REHEARSAL_VIRTUAL_NODES, says how many) -> scenario-scale.json
+bench-scenario-scale: cluster-bins
+	REHEARSAL_VIRTUAL_NODES=$${REHEARSAL_VIRTUAL_NODES:-$${REHEARSAL_SCENARIO_SCALE_NODES:-1000}} \
+	  e2e/run-with-sandbox.sh e2e/bench-scenario-scale.sh
 
 ## bench-operator: the operator's reconcile latency and memory with 100 queued, on the local control
 ## plane -> operator.json

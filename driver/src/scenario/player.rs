@@ -27,7 +27,7 @@ use kube::api::Api;
 use rehearsal_crds::conditions::{self, Status};
 use rehearsal_crds::{Scenario, Simulation};
 use serde_json::Value;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 
 use super::actions::{ActionKind, PlannedAction};
 use super::apply::{self, Kind, KindKey, Kinds, PlayNamespace, install_hint};
@@ -135,9 +135,12 @@ async fn take_snapshot(
     namespace: String,
     mut snap: StepSnapshot,
     path: PathBuf,
-    _slot: Option<OwnedSemaphorePermit>,
+    slots: Arc<Semaphore>,
     stream: Option<(tokio::sync::mpsc::Sender<PathBuf>, PathBuf)>,
 ) -> Result<(), String> {
+    // The slot is awaited here, in the snapshot's own task: the play never waits for one.
+    let _slot = slots.acquire_owned().await.ok();
+    snap.collected = rfc3339(Timestamp::now());
     let lists = snapshot::collect(&client, &namespace).await;
     snap.deployments = lists.deployments;
     snap.pdbs = lists.pdbs;
@@ -748,10 +751,10 @@ impl<'a> Play<'a> {
                     break;
                 }
             }
-            // The lists are requested as soon as the step's actions finished, and read in the
+            // The lists are requested once the step's actions finished, and read in the
             // background: a slow answer must not delay the next step. At most
-            // SNAPSHOTS_IN_FLIGHT wait at once; past that the play waits for one.
-            let permit = snapshot_slots.clone().acquire_owned().await.ok();
+            // SNAPSHOTS_IN_FLIGHT are read at once; the others wait in their own tasks (each
+            // records when its lists were collected), never the play.
             let snap = StepSnapshot {
                 step: k + 1,
                 step_index: index + 1,
@@ -776,7 +779,7 @@ impl<'a> Play<'a> {
                 spec.namespace.clone(),
                 snap,
                 path,
-                permit,
+                snapshot_slots.clone(),
                 stream,
             )));
             self.steps_played = k + 1;
