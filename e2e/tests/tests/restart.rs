@@ -69,10 +69,10 @@ async fn replay_cleanup_survives_an_api_server_restart() {
             "metadata": {"name": "blocker", "finalizers": ["e2e.rehearsal.dev/hold"]}
         }));
         configmaps.create(&PostParams::default(), &blocker).await.expect("create the blocker");
-        let roots: Api<SimulationRoot> = Api::all(client.clone());
-        let root = format!("{sim_name}-run-0");
-        let deleting = await_condition(roots, &root, |r: Option<&SimulationRoot>| {
-            r.is_some_and(|r| r.metadata.deletion_timestamp.is_some())
+        // The cleanup deletes the run's namespaces first (the root once they are gone).
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let deleting = await_condition(namespaces, &namespace, |n: Option<&Namespace>| {
+            n.is_some_and(|n| n.metadata.deletion_timestamp.is_some())
         });
         tokio::time::timeout(Duration::from_secs(120), deleting).await.expect("the cleanup started").expect("watch");
         restart_apiserver().await;
