@@ -230,8 +230,12 @@ async fn namespaces_gone(
     const EVERY: Duration = Duration::from_millis(500);
     loop {
         // A failed list counts as "not yet": the root's deletion is the safety net.
-        if owned_namespaces(api, root, simulation).await.is_ok_and(|left| left.is_empty()) {
-            return true;
+        match owned_namespaces(api, root, simulation).await {
+            Ok(left) if left.is_empty() => return true,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(root = %root.name, error = %e, "cleanup: retrying: cannot list the run's namespaces")
+            }
         }
         if tokio::time::Instant::now() + EVERY >= deadline {
             return false;
