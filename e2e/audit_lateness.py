@@ -69,14 +69,10 @@ def _files(audit_path, since):
     return sorted(f for f in files if os.path.exists(f) and os.path.getmtime(f) >= since)
 
 
-def received(audit_path, prefix, window):
-    """{key: [requestReceivedTimestamp, ...]} of the writes in the run's namespaces in `window`."""
-    verbs = {"patch": "apply", "create": "apply", "delete": "delete"}
+def events(audit_path, marker, window):
+    """(event, requestReceivedTimestamp) of every audit event received in `window` whose line holds
+    `marker` (bytes): a cheap test first, as a 10,000-pod run writes hundreds of MB of events."""
     start, end = window
-    out = defaultdict(list)
-    # A cheap test first: a 10,000-pod run writes hundreds of MB of audit events, most of them
-    # about pods, not the trace's objects.
-    marker = f'"namespace":"{prefix}-'.encode()
     for path in _files(audit_path, start):
         with open(path, "rb") as f:
             for line in f:
@@ -86,14 +82,22 @@ def received(audit_path, prefix, window):
                     e = json.loads(line)
                 except ValueError:
                     continue  # a line being written as we read
-                ref = e.get("objectRef") or {}
-                verb = verbs.get(e.get("verb"))
-                ns = ref.get("namespace", "")
-                if not verb or ref.get("subresource") or not ns.startswith(prefix + "-") or "name" not in ref:
-                    continue
                 at = _ts(e["requestReceivedTimestamp"])
                 if start <= at <= end:
-                    out[(ns, ref.get("resource", ""), ref["name"], verb)].append(at)
+                    yield e, at
+
+
+def received(audit_path, prefix, window):
+    """{key: [requestReceivedTimestamp, ...]} of the writes in the run's namespaces in `window`."""
+    verbs = {"patch": "apply", "create": "apply", "delete": "delete"}
+    out = defaultdict(list)
+    for e, at in events(audit_path, f'"namespace":"{prefix}-'.encode(), window):
+        ref = e.get("objectRef") or {}
+        verb = verbs.get(e.get("verb"))
+        ns = ref.get("namespace", "")
+        if not verb or ref.get("subresource") or not ns.startswith(prefix + "-") or "name" not in ref:
+            continue
+        out[(ns, ref.get("resource", ""), ref["name"], verb)].append(at)
     return out
 
 

@@ -295,29 +295,17 @@ if by_step:
 # patches of deployments/scale in the play's namespace during the steps, matched to the actions
 # by Deployment name, in order.
 def api_side():
-    from audit_lateness import _files
+    from audit_lateness import events
     starts = [ts(a["started"]) for a in actions]
     begin = ts(details["steps_start"]) if details.get("steps_start") else min(starts)
     end = ts(details["steps_end"]) if details.get("steps_end") else max(starts)
-    window = (begin - 1, end + 5)
-    marker, scale = f'"namespace":"{namespace}"'.encode(), b'"subresource":"scale"'
     received = defaultdict(list)
-    for path in _files(audit_log, window[0]):
-        with open(path, "rb") as f:
-            for line in f:
-                if marker not in line or scale not in line:
-                    continue
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue  # a line being written as we read
-                ref = e.get("objectRef") or {}
-                if (e.get("verb") != "patch" or ref.get("resource") != "deployments"
-                        or ref.get("subresource") != "scale" or ref.get("namespace") != namespace):
-                    continue
-                t = ts(e["requestReceivedTimestamp"])
-                if window[0] <= t <= window[1]:
-                    received[ref.get("name")].append(t)
+    for e, t in events(audit_log, f'"namespace":"{namespace}"'.encode(), (begin - 1, end + 5)):
+        ref = e.get("objectRef") or {}
+        if (e.get("verb") != "patch" or ref.get("resource") != "deployments"
+                or ref.get("subresource") != "scale" or ref.get("namespace") != namespace):
+            continue
+        received[ref.get("name")].append(t)
     sent = defaultdict(list)
     for group in by_step.values():
         for a in group:
