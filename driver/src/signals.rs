@@ -14,9 +14,12 @@ impl Signals {
     /// Starts listening for SIGINT and SIGTERM; `what` names the run in the messages.
     pub fn listen(what: &'static str) -> Signals {
         let (tx, rx) = watch::channel(0u32);
+        // Registered once, before returning: a stream made anew after each signal would miss one
+        // that arrives while the previous is being handled.
+        let mut stops = StopSignals::register();
         tokio::spawn(async move {
             loop {
-                let name = wait_signal().await;
+                let name = stops.next().await;
                 let count = tx.borrow().saturating_add(1);
                 if count == 1 {
                     eprintln!(
@@ -75,25 +78,55 @@ impl Signals {
     }
 }
 
-#[cfg(unix)]
-async fn wait_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
-        }
-    }
+/// The process's SIGINT and SIGTERM streams.
+struct StopSignals {
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
 }
 
-#[cfg(not(unix))]
-async fn wait_signal() -> &'static str {
-    let _ = tokio::signal::ctrl_c().await;
-    "interrupt"
+impl StopSignals {
+    fn register() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let int = signal(SignalKind::interrupt()).ok();
+            let term = signal(SignalKind::terminate()).ok();
+            if int.is_none() || term.is_none() {
+                eprintln!("rehearsal-driver: cannot listen for SIGINT or SIGTERM; they will end the process at once");
+            }
+            StopSignals { int, term }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// The next signal's name (never resolves if neither could be registered).
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            let got = match s {
+                Some(s) => s.recv().await.is_some(),
+                None => false,
+            };
+            if !got {
+                std::future::pending::<()>().await;
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.int) => "SIGINT",
+            _ = recv(&mut self.term) => "SIGTERM",
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        "interrupt"
+    }
 }
 
 #[cfg(test)]
@@ -116,5 +149,20 @@ mod tests {
         assert!(s.skip_requested());
         let never = Signals::never();
         assert!(tokio::time::timeout(std::time::Duration::from_millis(10), never.stopped()).await.is_err());
+    }
+
+    /// Real signals to this process: the second, sent as soon as the first was handled, counts
+    /// too (the streams stay registered between signals).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_second_real_signal_right_after_the_first_is_seen() {
+        let s = Signals::listen("test");
+        let deadline = std::time::Duration::from_secs(10);
+        // SAFETY: kill(2) on our own pid with a signal the listener handles.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        tokio::time::timeout(deadline, s.stopped()).await.expect("the first signal is seen");
+        // SAFETY: as above.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        tokio::time::timeout(deadline, s.skipped()).await.expect("the second signal is seen");
     }
 }

@@ -459,6 +459,26 @@ async fn signals_stop_the_replay_and_the_cleanup_still_runs() {
             .spawn()
             .expect("driver starts");
         let pid = child.id().expect("pid");
+        // Stderr is read as it comes: the second signal goes once the first was acknowledged
+        // (two signals sent at once may reach the process as one, as POSIX allows).
+        let mut child = child;
+        let (ack_tx, mut ack_rx) = tokio::sync::watch::channel(false);
+        let reader = {
+            let stderr = child.stderr.take().expect("stderr piped");
+            tokio::spawn(async move {
+                use tokio::io::AsyncBufReadExt;
+                let mut lines = tokio::io::BufReader::new(stderr).lines();
+                let mut all = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if line.contains("stopping the replay") {
+                        ack_tx.send_replace(true);
+                    }
+                    all.push_str(&line);
+                    all.push('\n');
+                }
+                all
+            })
+        };
         // Wait until the replay has made pods (the trace runs 40 s at speed 1).
         let pods: Api<Pod> = Api::namespaced(client.clone(), &format!("{prefix}-shop"));
         rehearsal_e2e::poll_until(Duration::from_secs(60), "replayed pods", || async {
@@ -466,16 +486,22 @@ async fn signals_stop_the_replay_and_the_cleanup_still_runs() {
             (!l.items.is_empty()).then_some(())
         })
         .await;
-        for _ in 0..signals {
+        for n in 0..signals {
+            if n > 0 {
+                tokio::time::timeout(Duration::from_secs(30), ack_rx.wait_for(|a| *a))
+                    .await
+                    .expect("the driver acknowledged the first signal")
+                    .expect("stderr reader");
+            }
             let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await.expect("kill");
             assert!(sent.success());
         }
-        let out = tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        let status = tokio::time::timeout(Duration::from_secs(180), child.wait())
             .await
             .expect("the driver exits after the signal")
-            .expect("driver output");
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(!out.status.success(), "a stopped run exits non-zero: {stderr}");
+            .expect("driver status");
+        let stderr = reader.await.expect("stderr reader");
+        assert!(!status.success(), "a stopped run exits non-zero: {stderr}");
         let after = sims.get(&sim_name).await.expect("simulation");
         let replay = condition(&after, "Replay").expect("Replay condition");
         assert_eq!((replay.status.as_str(), replay.reason.as_str()), ("False", "Interrupted"), "{}", replay.message);
