@@ -68,7 +68,7 @@ mod karpenter;
 mod nodes;
 mod pods;
 mod time;
-mod view;
+pub mod view;
 mod watch;
 mod workloads;
 mod writer;
@@ -80,7 +80,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use rehearsal_crds::keys::SIMULATION_LABEL;
 use serde::Serialize;
@@ -92,6 +92,9 @@ use self::records::files;
 use self::view::{EventView, NodeView, PodView, WorkloadView};
 use self::watch::{Diff, Readiness, Tracker, WatchStats};
 use self::writer::FileStats;
+
+/// Objects per page of the list a watch makes at stop (as the watcher's own lists).
+const FINAL_LIST_PAGE: u32 = 500;
 
 /// How long [`Collectors::start`] waits, by default, for every watch's first list.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -482,9 +485,18 @@ impl Collectors {
     {
         let Some(lines) = self.files.get(file).and_then(|f| f.lines.clone()) else { return };
         let (ready_tx, ready) = signal::channel(Readiness::Listing(None));
+        let final_list = final_list(api.clone(), &config);
         let stream = watcher(api, config).default_backoff();
         let tracker = Tracker::new(diff, keep);
-        let task = tokio::spawn(watch::run(name.to_string(), stream, tracker, lines, ready_tx, stop.clone()));
+        let task = tokio::spawn(watch::run(
+            name.to_string(),
+            stream,
+            tracker,
+            Some(final_list),
+            lines,
+            ready_tx,
+            stop.clone(),
+        ));
         self.watches.push(WatchSlot { name: name.to_string(), file, ready, task });
     }
 
@@ -551,6 +563,24 @@ fn add_errors(r: &mut FileReport, errors: u64, samples: Vec<String>) {
     r.errors = r.errors.saturating_add(errors);
     let room = watch::ERROR_SAMPLES.saturating_sub(r.error_samples.len());
     r.error_samples.extend(samples.into_iter().take(room));
+}
+
+/// Pages of `api` with the watch's selectors, for the list a watch makes at stop.
+fn final_list<K>(api: Api<K>, config: &watcher::Config) -> watch::FinalList<K>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    let mut params = ListParams::default().limit(FINAL_LIST_PAGE);
+    params.label_selector = config.label_selector.clone();
+    params.field_selector = config.field_selector.clone();
+    Box::new(move |token: Option<String>| {
+        let (api, mut params) = (api.clone(), params.clone());
+        params.continue_token = token;
+        Box::pin(async move {
+            let list = api.list(&params).await.map_err(|e| e.to_string())?;
+            Ok((list.items, list.metadata.continue_))
+        })
+    })
 }
 
 #[cfg(test)]
@@ -648,9 +678,16 @@ mod tests {
         ];
         let (ready_tx, _ready) = signal::channel(Readiness::Listing(None));
         let tracker = Tracker::new(pods::Pods, in_scope(&scope));
-        let stats =
-            watch::run("pods".into(), futures::stream::iter(events), tracker, lines, ready_tx, c.stop.subscribe())
-                .await;
+        let stats = watch::run(
+            "pods".into(),
+            futures::stream::iter(events),
+            tracker,
+            None,
+            lines,
+            ready_tx,
+            c.stop.subscribe(),
+        )
+        .await;
         assert_eq!((stats.restarts, stats.relists, stats.errors), (1, 1, 1));
         let report = c.stop().await;
         assert_eq!(report.files[0].records, 7);

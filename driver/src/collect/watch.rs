@@ -23,6 +23,10 @@ use tokio::time::Instant;
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// After stop is asked, a watch quiet this long is done.
 const STOP_IDLE: Duration = Duration::from_millis(300);
+/// How long the list made at stop may keep failing (the API server may be restarting).
+const FINAL_LIST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Between two tries of the list made at stop.
+const FINAL_LIST_RETRY: Duration = Duration::from_secs(1);
 /// Error messages kept per watch for the report (the count is always exact).
 pub const ERROR_SAMPLES: usize = 5;
 
@@ -77,6 +81,15 @@ pub enum Listed {
         vanished: usize,
     },
 }
+
+/// One page of a list: the objects and the token of the next page, if any.
+pub type Page<K> = (Vec<K>, Option<String>);
+
+/// Lists the watch's scope one page at a time (the argument is the continue token): the list
+/// made at stop, so what the watch had not delivered yet (it may be reconnecting after the API
+/// server went away) is still written.
+pub type FinalList<K> =
+    Box<dyn Fn(Option<String>) -> futures::future::BoxFuture<'static, Result<Page<K>, String>> + Send + Sync>;
 
 /// Which objects a tracker follows (the others are in no namespace of the run).
 type Keep<K> = Box<dyn Fn(&K) -> bool + Send + Sync>;
@@ -216,12 +229,15 @@ impl WatchStats {
 }
 
 /// Runs one watch until `stop` changes (or its sender goes), then keeps writing for up to
-/// [`STOP_GRACE`] while events still arrive, so what the run's last actions caused is not lost.
+/// [`STOP_GRACE`] while events still arrive, so what the run's last actions caused is written
+/// with the time it was seen; then lists once more (`final_list`) and writes what the watch had
+/// not delivered, so nothing is lost however far behind the watch was.
 /// Each record becomes one JSON line sent to `out`; `ready` says when the first list is done.
 pub async fn run<D, S>(
     name: String,
     stream: S,
     mut tracker: Tracker<D>,
+    final_list: Option<FinalList<D::Object>>,
     out: mpsc::Sender<String>,
     ready: watch::Sender<Readiness>,
     mut stop: watch::Receiver<bool>,
@@ -309,19 +325,103 @@ where
             }
             None => {}
         }
-        for record in records {
-            match serde_json::to_string(&record) {
-                Ok(line) => {
-                    if out.send(line).await.is_err() {
-                        stats.error(format!("{name}: the file's writer has stopped; records lost"));
-                        return stats;
-                    }
+        if !write(&name, records, &out, &mut stats).await {
+            return stats;
+        }
+    }
+    // Only a watch that listed once has a state to bring up to date.
+    if let Some(list) = final_list.filter(|_| stopping.is_some() && *ready.borrow() == Readiness::Listed) {
+        list_at_stop(&name, &list, &mut tracker, &out, &mut stats).await;
+    }
+    stats
+}
+
+/// Sends each record as a JSON line; false once the writer has stopped.
+async fn write<R: Serialize>(name: &str, records: Vec<R>, out: &mpsc::Sender<String>, stats: &mut WatchStats) -> bool {
+    for record in records {
+        match serde_json::to_string(&record) {
+            Ok(line) => {
+                if out.send(line).await.is_err() {
+                    stats.error(format!("{name}: the file's writer has stopped; records lost"));
+                    return false;
                 }
-                Err(e) => stats.error(format!("{name}: cannot serialize a record: {e}")),
+            }
+            Err(e) => stats.error(format!("{name}: cannot serialize a record: {e}")),
+        }
+    }
+    true
+}
+
+/// The list made at stop, fed to the tracker as a list after a lost watch: objects changed or
+/// gone since the watch last delivered get their records. Retried for [`FINAL_LIST_TIMEOUT`];
+/// a list broken off halfway starts again.
+async fn list_at_stop<D>(
+    name: &str,
+    list: &FinalList<D::Object>,
+    tracker: &mut Tracker<D>,
+    out: &mpsc::Sender<String>,
+    stats: &mut WatchStats,
+) where
+    D: Diff,
+    D::Object: Resource,
+{
+    let deadline = Instant::now() + FINAL_LIST_TIMEOUT;
+    let mut written = 0usize;
+    'again: loop {
+        let (records, _) = tracker.handle(Event::Init, &super::time::now());
+        written = written.saturating_add(records.len());
+        let mut token = None;
+        loop {
+            let page = match tokio::time::timeout_at(deadline, list(token.take())).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(e)) if Instant::now() + FINAL_LIST_RETRY < deadline => {
+                    tracing::debug!(collector = %name, error = %e, "the list at stop failed; retrying");
+                    tokio::time::sleep(FINAL_LIST_RETRY).await;
+                    continue 'again;
+                }
+                Ok(Err(e)) => {
+                    stats.error(format!("{name}: the list at stop failed, changes not yet watched are missing: {e}"));
+                    return;
+                }
+                Err(_) => {
+                    stats.error(format!(
+                        "{name}: the list at stop did not answer within {}s, changes not yet watched are missing",
+                        FINAL_LIST_TIMEOUT.as_secs()
+                    ));
+                    return;
+                }
+            };
+            let t = super::time::now();
+            let (items, next) = page;
+            let mut records = Vec::new();
+            for obj in items {
+                records.extend(tracker.handle(Event::InitApply(obj), &t).0);
+            }
+            written = written.saturating_add(records.len());
+            if !write(name, records, out, stats).await {
+                return;
+            }
+            match next {
+                Some(next) if !next.is_empty() => token = Some(next),
+                _ => break 'again,
             }
         }
     }
-    stats
+    let (records, listed) = tracker.handle(Event::InitDone, &super::time::now());
+    written = written.saturating_add(records.len());
+    if !write(name, records, out, stats).await {
+        return;
+    }
+    let vanished = match listed {
+        Some(Listed::Again { vanished, .. }) => vanished,
+        _ => 0,
+    };
+    if written > 0 {
+        tracing::info!(
+            collector = %name, records = written, deleted_meanwhile = vanished,
+            "the list at stop found changes the watch had not delivered; written"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -468,7 +568,7 @@ mod tests {
         let (ready_tx, ready_rx) = watch::channel(Readiness::Listing(None));
         let (_stop_tx, stop_rx) = watch::channel(false);
         let tracker = Tracker::new(Values, |_: &ConfigMap| true);
-        let stats = run("cms".into(), futures::stream::iter(events), tracker, tx, ready_tx, stop_rx).await;
+        let stats = run("cms".into(), futures::stream::iter(events), tracker, None, tx, ready_tx, stop_rx).await;
         let mut lines = Vec::new();
         while let Ok(line) = rx.try_recv() {
             lines.push(line);
@@ -518,12 +618,68 @@ mod tests {
         let events =
             futures::stream::iter(vec![Ok(Event::Init), Ok(Event::InitDone)]).chain(futures::stream::pending());
         let tracker = Tracker::new(Values, |_: &ConfigMap| true);
-        let task = tokio::spawn(run("cms".into(), events, tracker, tx, ready_tx, stop_rx));
+        let task = tokio::spawn(run("cms".into(), events, tracker, None, tx, ready_tx, stop_rx));
         tokio::task::yield_now().await;
         stop_tx.send_replace(true);
         let stats = task.await.unwrap();
         assert_eq!(stats, WatchStats::default());
         assert!(rx.recv().await.is_none(), "the sender is dropped when the watch ends");
+    }
+
+    /// The watch delivered a and b, then fell silent (reconnecting); meanwhile a changed, b was
+    /// deleted and c created. The list at stop (failing once, then two pages) writes all three.
+    #[tokio::test]
+    async fn the_list_at_stop_writes_what_the_watch_had_not_delivered() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (tx, mut rx) = mpsc::channel(100);
+        let (ready_tx, _ready_rx) = watch::channel(Readiness::Listing(None));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let events = futures::stream::iter(vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("1", "a", "run", "x"))),
+            Ok(Event::InitApply(cm("2", "b", "run", "x"))),
+            Ok(Event::InitDone),
+        ])
+        .chain(futures::stream::pending());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let list: FinalList<ConfigMap> = Box::new({
+            let calls = calls.clone();
+            move |token| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    match (n, token.as_deref()) {
+                        (0, _) => Err("connection refused".to_string()),
+                        (_, None) => Ok((vec![cm("1", "a", "run", "y")], Some("p2".to_string()))),
+                        (_, Some("p2")) => Ok((vec![cm("3", "c", "run", "x")], None)),
+                        (_, Some(other)) => Err(format!("unexpected token {other}")),
+                    }
+                })
+            }
+        });
+        let tracker = Tracker::new(Values, |_: &ConfigMap| true);
+        let task = tokio::spawn(run("cms".into(), events, tracker, Some(list), tx, ready_tx, stop_rx));
+        let mut lines = Vec::new();
+        for _ in 0..2 {
+            lines.push(rx.recv().await.expect("the first list's lines"));
+        }
+        stop_tx.send_replace(true);
+        let stats = task.await.expect("watch task");
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        assert_eq!(
+            lines,
+            [
+                r#""new a=x (FirstList)""#,
+                r#""new b=x (FirstList)""#,
+                r#""changed a=y""#,
+                r#""new c=x (Relist)""#,
+                r#""gone b""#
+            ]
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 3, "one failed try, then two pages");
+        assert_eq!(stats.errors, 0, "a list that failed and then worked lost nothing: {stats:?}");
     }
 
     #[tokio::test]
@@ -532,8 +688,15 @@ mod tests {
         let (ready_tx, _ready_rx) = watch::channel(Readiness::Listing(None));
         let (stop_tx, stop_rx) = watch::channel(false);
         let events = futures::stream::pending::<Result<Event<ConfigMap>, watcher::Error>>();
-        let task =
-            tokio::spawn(run("cms".into(), events, Tracker::new(Values, |_: &ConfigMap| true), tx, ready_tx, stop_rx));
+        let task = tokio::spawn(run(
+            "cms".into(),
+            events,
+            Tracker::new(Values, |_: &ConfigMap| true),
+            None,
+            tx,
+            ready_tx,
+            stop_rx,
+        ));
         drop(stop_tx);
         assert_eq!(task.await.unwrap(), WatchStats::default());
     }
