@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Resource, ResourceExt};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL, RUN_LABEL};
@@ -18,6 +18,9 @@ use rehearsal_crds::{Simulation, SimulationRoot};
 use serde_json::json;
 
 use super::objects::RootRef;
+
+/// Set on a run's terminating namespace once its pods are removed (wakes the namespace controller).
+const PODS_REMOVED_ANNOTATION: &str = "rehearsal.dev/pods-removed";
 
 /// Why the root could not be made or removed.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +141,7 @@ async fn delete_once(
         Ok(ours) => {
             if !ours.is_empty() {
                 tracing::info!(root = %name, namespaces = ours.len(), "cleanup: deleting the run's namespaces");
-                remove_pods(&client, &ours).await;
+                remove_pods(&client, &ours, deadline).await;
                 // The root last: deleted while its namespaces still hold objects, the garbage
                 // collector would delete them one request each, competing with the namespace
                 // controller. At the deadline the root's deletion still runs, as the safety net.
@@ -170,7 +173,11 @@ async fn delete_once(
 /// (terminating ones included). Namespaces are found by the Simulation's label and kept only when
 /// the root is among their owners, so a namespace of another run, or one re-created meanwhile by
 /// someone else, is never touched.
-async fn delete_namespaces(api: &Api<Namespace>, root: &RootRef, simulation: &str) -> Result<Vec<String>, kube::Error> {
+async fn delete_namespaces(
+    api: &Api<Namespace>,
+    root: &RootRef,
+    simulation: &str,
+) -> Result<Vec<OwnNamespace>, kube::Error> {
     let mut ours = vec![];
     for ns in owned_namespaces(api, root, simulation).await? {
         let name = ns.name_any();
@@ -184,7 +191,7 @@ async fn delete_namespaces(api: &Api<Namespace>, root: &RootRef, simulation: &st
                 Err(e) => return Err(e),
             }
         }
-        ours.push(name);
+        ours.push(OwnNamespace { name, uid: ns.metadata.uid.clone().unwrap_or_default() });
     }
     Ok(ours)
 }
@@ -200,24 +207,61 @@ async fn owned_namespaces(
     Ok(list.items.into_iter().filter(|ns| owned_by(ns, root)).collect())
 }
 
+/// One of the run's namespaces, by name and UID.
+struct OwnNamespace {
+    name: String,
+    uid: String,
+}
+
 /// Removes the pods of the run's terminating namespaces at once (grace period 0: they run on
 /// virtual nodes, nothing is there to stop), one `deletecollection` per namespace, all at once.
 /// A terminating namespace accepts no new pod, so no controller brings them back. Deleted
-/// gracefully, each pod would cost two writes (marked, then removed by kwok) and the namespace
-/// controller would wait for them. Failures are only logged: the namespace controller deletes
-/// whatever is left, more slowly.
-async fn remove_pods(client: &kube::Client, namespaces: &[String]) {
+/// gracefully, each pod would cost two writes (marked, then removed by kwok).
+///
+/// The API server stops a `deletecollection` at its request timeout (60 s by default) with what
+/// it has deleted so far, so a namespace's call is made again until one ends complete. Then the
+/// namespace is touched (an annotation): the namespace controller, which saw pods left and
+/// waits half their grace period (16 s) before looking again, looks again within its 5 s
+/// delay. Failures are only logged: the namespace controller deletes whatever is left, more
+/// slowly.
+async fn remove_pods(client: &kube::Client, namespaces: &[OwnNamespace], deadline: tokio::time::Instant) {
     let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+    let namespaces_api: Api<Namespace> = Api::all(client.clone());
     let calls = namespaces.iter().map(|ns| {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let now = now.clone();
-        async move { (ns, pods.delete_collection(&now, &ListParams::default()).await) }
-    });
-    for (ns, result) in futures::future::join_all(calls).await {
-        if let Err(e) = result {
-            tracing::debug!(namespace = %ns, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
+        let (now, namespaces_api) = (now.clone(), namespaces_api.clone());
+        async move {
+            let mut tries: u32 = 0;
+            loop {
+                tries = tries.saturating_add(1);
+                match pods.delete_collection(&now, &ListParams::default()).await {
+                    Ok(_) => break,
+                    Err(e) => {
+                        let refused = matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429);
+                        if refused || tokio::time::Instant::now() >= deadline {
+                            tracing::debug!(namespace = %ns.name, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
+                            return;
+                        }
+                        if tries == 1 {
+                            tracing::warn!(namespace = %ns.name, error = %e, "cleanup: retrying: cannot remove the pods at once");
+                        } else {
+                            tracing::debug!(namespace = %ns.name, error = %e, tries, "cleanup: removing the pods again");
+                        }
+                        // A request that timed out took long already; a refused connection did not.
+                        if !matches!(&e, kube::Error::Api(_)) {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            }
+            // The UID in the patch makes it fail on a namespace of the same name that is not ours.
+            let touch = json!({"metadata": {"uid": ns.uid, "annotations": {PODS_REMOVED_ANNOTATION: "true"}}});
+            if let Err(e) = namespaces_api.patch(&ns.name, &PatchParams::default(), &Patch::Merge(&touch)).await {
+                tracing::debug!(namespace = %ns.name, error = %e, "cleanup: cannot mark the namespace emptied of pods");
+            }
         }
-    }
+    });
+    futures::future::join_all(calls).await;
 }
 
 /// Polls until no namespace of the root is left, or `deadline`; true when none is left.
