@@ -255,6 +255,8 @@ pub struct WorkloadSpecView {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkloadStatusView {
+    /// Deployments, ReplicaSets, StatefulSets: pods made.
+    pub replicas: Option<i32>,
     /// Deployments, ReplicaSets, StatefulSets.
     pub ready_replicas: Option<i32>,
     /// Deployments, ReplicaSets, StatefulSets.

@@ -147,7 +147,12 @@ async fn take_snapshot(
     snap.pods = lists.pods;
     snap.nodes = lists.nodes;
     snap.errors = lists.errors;
-    write_json(&path, &snap).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    // Serialising thousands of pods and writing the file: a blocking thread's work.
+    let path = tokio::task::spawn_blocking(move || {
+        write_json(&path, &snap).map(|()| path.clone()).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+    .await
+    .map_err(|e| format!("writing a step snapshot failed: {e}"))??;
     if let Some((tx, dir)) = stream {
         upload::stream(Some(&tx), &dir, &path);
     }

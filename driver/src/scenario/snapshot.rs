@@ -1,12 +1,19 @@
 //! What the cluster looked like after a step: a few list calls, made once the step's actions
 //! finished, kept to the fields that tell how the scenario went (not a full dump).
+//!
+//! The lists are read into the collectors' slim views, and decoded on a blocking thread: a list
+//! of thousands of pods is tens of milliseconds of JSON, and on the runtime's workers it would
+//! hold up the play's timer (`make bench-scenario-scale`, step lateness).
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, ListParams};
-use serde::Serialize;
+use kube::api::ListParams;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::collect::view::{NodeView, PodView, WorkloadView};
 
 /// Node label with the node's kind in the local control plane (`virtual` for KWOK nodes).
 const TYPE_LABEL: &str = "type";
@@ -123,35 +130,53 @@ pub struct Lists {
 
 /// Lists the namespace's Deployments, PDBs and pods and every node, at once.
 pub async fn collect(client: &kube::Client, namespace: &str) -> Lists {
-    let lp = ListParams::default();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), namespace);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let nodes: Api<Node> = Api::all(client.clone());
-    let (d, b, p, n) = tokio::join!(deployments.list(&lp), pdbs.list(&lp), pods.list(&lp), nodes.list(&lp));
+    use kube::Resource;
+    let (d, b, p, n) = tokio::join!(
+        list::<WorkloadView<Deployment>>(client, Deployment::url_path(&(), Some(namespace))),
+        list::<PodDisruptionBudget>(client, PodDisruptionBudget::url_path(&(), Some(namespace))),
+        list::<PodView>(client, Pod::url_path(&(), Some(namespace))),
+        list::<NodeView>(client, Node::url_path(&(), None)),
+    );
     let mut lists = Lists::default();
     // A failed list is recorded in the snapshot, never silently left empty.
     match d {
-        Ok(list) => lists.deployments = list.items.iter().map(deployment_state).collect(),
+        Ok(items) => lists.deployments = items.iter().map(deployment_state).collect(),
         Err(e) => lists.errors.push(format!("list deployments: {e}")),
     }
     match b {
-        Ok(list) => lists.pdbs = list.items.iter().map(pdb_state).collect(),
+        Ok(items) => lists.pdbs = items.iter().map(pdb_state).collect(),
         Err(e) => lists.errors.push(format!("list poddisruptionbudgets: {e}")),
     }
     match p {
-        Ok(list) => lists.pods = list.items.iter().map(pod_state).collect(),
+        Ok(items) => lists.pods = items.iter().map(pod_state).collect(),
         Err(e) => lists.errors.push(format!("list pods: {e}")),
     }
     match n {
-        Ok(list) => lists.nodes = list.items.iter().map(node_state).collect(),
+        Ok(items) => lists.nodes = items.iter().map(node_state).collect(),
         Err(e) => lists.errors.push(format!("list nodes: {e}")),
     }
     lists
 }
 
+/// A list's items, whatever its kind.
+#[derive(Deserialize)]
+struct Items<K> {
+    #[serde(default = "Vec::new")]
+    items: Vec<K>,
+}
+
+/// Lists `url_path` (all pages at once, as before) and decodes the answer on a blocking thread.
+async fn list<K: DeserializeOwned + Send + 'static>(client: &kube::Client, url_path: String) -> Result<Vec<K>, String> {
+    let request = kube::core::Request::new(url_path).list(&ListParams::default()).map_err(|e| e.to_string())?;
+    let text = client.request_text(request).await.map_err(|e| e.to_string())?;
+    let decoded = tokio::task::spawn_blocking(move || serde_json::from_str::<Items<K>>(&text))
+        .await
+        .map_err(|e| format!("decoding the list failed: {e}"))?;
+    decoded.map(|l| l.items).map_err(|e| format!("the list cannot be read: {e}"))
+}
+
 /// The fields of a Deployment the snapshot keeps.
-pub fn deployment_state(d: &Deployment) -> DeploymentState {
+pub fn deployment_state(d: &WorkloadView<Deployment>) -> DeploymentState {
     let status = d.status.clone().unwrap_or_default();
     DeploymentState {
         name: d.metadata.name.clone().unwrap_or_default(),
@@ -184,7 +209,7 @@ pub fn pdb_state(b: &PodDisruptionBudget) -> PdbState {
 }
 
 /// The fields of a pod the snapshot keeps.
-pub fn pod_state(p: &Pod) -> PodState {
+pub fn pod_state(p: &PodView) -> PodState {
     PodState {
         name: p.metadata.name.clone().unwrap_or_default(),
         phase: p.status.as_ref().and_then(|s| s.phase.clone()),
@@ -193,7 +218,7 @@ pub fn pod_state(p: &Pod) -> PodState {
 }
 
 /// The fields of a node the snapshot keeps.
-pub fn node_state(n: &Node) -> NodeState {
+pub fn node_state(n: &NodeView) -> NodeState {
     let label = |key: &str| n.metadata.labels.as_ref().and_then(|l| l.get(key).cloned());
     let ready = n
         .status
@@ -219,7 +244,7 @@ mod tests {
 
     #[test]
     fn keeps_the_fields_that_matter() {
-        let d: Deployment = from(json!({
+        let d: WorkloadView<Deployment> = from(json!({
             "metadata": {"name": "web"}, "spec": {"replicas": 3, "selector": {}, "template": {}},
             "status": {"replicas": 3, "readyReplicas": 2, "availableReplicas": 1}
         }));
@@ -227,17 +252,17 @@ mod tests {
             deployment_state(&d),
             DeploymentState { name: "web".into(), spec_replicas: Some(3), replicas: 3, ready: 2, available: 1 }
         );
-        let fresh: Deployment = from(json!({"metadata": {"name": "new"}}));
+        let fresh: WorkloadView<Deployment> = from(json!({"metadata": {"name": "new"}}));
         assert_eq!(deployment_state(&fresh).available, 0);
 
-        let p: Pod = from(
+        let p: PodView = from(
             json!({"metadata": {"name": "web-1"}, "spec": {"containers": [], "nodeName": "kwok-node-3"}, "status": {"phase": "Running"}}),
         );
         assert_eq!(
             pod_state(&p),
             PodState { name: "web-1".into(), phase: Some("Running".into()), node: Some("kwok-node-3".into()) }
         );
-        let n: Node = from(json!({
+        let n: NodeView = from(json!({
             "metadata": {"name": "kwok-node-0", "labels": {"type": "virtual", "node.kubernetes.io/instance-type": "kwok"}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}
         }));
