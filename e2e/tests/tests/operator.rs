@@ -841,10 +841,27 @@ async fn operator_end_to_end() {
     for s in sims(&client).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
         let _ = sims(&client).delete(&s.name_any(), &DeleteParams::default()).await;
     }
-    let _ = poll_until(Duration::from_secs(120), "every Simulation deleted", || async {
-        sims(&client).list(&ListParams::default()).await.ok().filter(|l| l.items.is_empty()).map(|_| ())
-    })
-    .await;
+    // Not poll_until: a timeout here must still uninstall, and name what stayed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = sims(&client).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+        if left.is_empty() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let names: Vec<String> = left
+                .iter()
+                .map(|s| {
+                    let finalizers = s.metadata.finalizers.clone().unwrap_or_default().join(",");
+                    let phase = s.status.as_ref().and_then(|st| st.phase.clone());
+                    format!("{} (finalizers [{finalizers}], phase {phase:?})", s.name_any())
+                })
+                .collect();
+            failures.push(format!("Simulations not deleted within 120 s: {}", names.join("; ")));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     uninstall(&client).await;
     assert!(failures.is_empty(), "{} operator case(s) failed:\n{}", failures.len(), failures.join("\n"));
 }
