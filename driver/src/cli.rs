@@ -1,5 +1,8 @@
 //! Command-line flags of the driver.
 
+// The doc comments are clap's --help text, where `<simulation>` is a placeholder, not HTML.
+#![allow(rustdoc::invalid_html_tags)]
+
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 

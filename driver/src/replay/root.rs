@@ -1,15 +1,15 @@
 //! The run's SimulationRoot: created first, owning everything the run makes; deleted last with
 //! foreground propagation so the garbage collector removes the run's objects before the root.
 //!
-//! The run's namespaces are deleted directly just before the root: the namespace controller
-//! empties a namespace with one `deletecollection` per kind, where the root's cascade alone has
-//! the garbage collector delete every Deployment, ReplicaSet and pod with a request of its own
-//! (10,403 pods took 381 s at the controller manager's 100 requests/s). The root's foreground
-//! deletion stays the safety net: it ends only once everything the run made is gone.
+//! The run's namespaces are emptied and deleted directly before the root (one `deletecollection`
+//! per kind), where the root's cascade alone has the garbage collector delete every Deployment,
+//! ReplicaSet and pod with a request of its own (10,403 pods took 381 s at the controller
+//! manager's 100 requests/s). The root's foreground deletion stays the safety net: it ends only
+//! once everything the run made is gone.
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Resource, ResourceExt};
@@ -137,17 +137,14 @@ async fn delete_once(
     };
     let client = api.clone().into_client();
     let namespaces: Api<Namespace> = Api::all(client.clone());
-    match delete_namespaces(&namespaces, root, simulation).await {
-        Ok(ours) => {
-            if !ours.is_empty() {
-                tracing::info!(root = %name, namespaces = ours.len(), "cleanup: deleting the run's namespaces");
-                remove_pods(&client, &ours, deadline).await;
-                // The root last: deleted while its namespaces still hold objects, the garbage
-                // collector would delete them one request each, competing with the namespace
-                // controller. At the deadline the root's deletion still runs, as the safety net.
-                if !namespaces_gone(&namespaces, root, simulation, deadline).await {
-                    tracing::warn!(root = %name, "cleanup: the run's namespaces are still terminating; deleting the root anyway");
-                }
+    match clear_namespaces(&client, root, simulation, deadline).await {
+        Ok(0) => {}
+        Ok(n) => {
+            // The root last: deleted while its namespaces still hold objects, the garbage
+            // collector would delete them one request each. At the deadline the root's deletion
+            // still runs, as the safety net.
+            if !namespaces_gone(&namespaces, root, simulation, deadline).await {
+                tracing::warn!(root = %name, namespaces = n, "cleanup: the run's namespaces are still terminating; deleting the root anyway");
             }
         }
         // Without the right to list or delete namespaces, the root's cascade still removes them.
@@ -168,32 +165,42 @@ async fn delete_once(
     }
 }
 
-/// Starts the deletion (background) of every namespace this root owns that is not already being
-/// deleted, each with its UID as precondition; returns the names of all the root's namespaces
-/// (terminating ones included). Namespaces are found by the Simulation's label and kept only when
-/// the root is among their owners, so a namespace of another run, or one re-created meanwhile by
-/// someone else, is never touched.
-async fn delete_namespaces(
-    api: &Api<Namespace>,
+/// Empties and deletes the namespaces `root` owns; how many there were. Namespaces are found by
+/// the Simulation's label and kept only when the root is among their owners, so a namespace of
+/// another run, or one re-created meanwhile by someone else, is never touched.
+///
+/// Emptied first, then deleted: the namespace controller deletes pods gracefully (each marked,
+/// then removed by kwok: two writes and a third, refused, from kwok when the pod is already
+/// gone), and looks again only half a grace period (16 s) after it saw pods left. Removing them
+/// first, at grace period 0, is one write each, and the namespace controller finds the
+/// namespace (nearly) empty. On the 10,000-pod benchmark the namespace controller, started 5 s
+/// after the namespace deletions, overtook the driver's `deletecollection` and marked nearly
+/// every pod (16,974 refused deletes from kwok).
+async fn clear_namespaces(
+    client: &kube::Client,
     root: &RootRef,
     simulation: &str,
-) -> Result<Vec<OwnNamespace>, kube::Error> {
-    let mut ours = vec![];
-    for ns in owned_namespaces(api, root, simulation).await? {
-        let name = ns.name_any();
-        if ns.metadata.deletion_timestamp.is_none() {
-            let mut params = DeleteParams::background();
-            params.preconditions = Some(Preconditions { uid: ns.metadata.uid.clone(), resource_version: None });
-            match api.delete(&name, &params).await {
-                Ok(_) => {}
-                // Gone already, or a new namespace of that name (the UID precondition failed): not ours.
-                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        ours.push(OwnNamespace { name, uid: ns.metadata.uid.clone().unwrap_or_default() });
+    deadline: tokio::time::Instant,
+) -> Result<usize, kube::Error> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ours: Vec<OwnNamespace> =
+        owned_namespaces(&api, root, simulation).await?.iter().map(OwnNamespace::of).collect();
+    if ours.is_empty() {
+        return Ok(0);
     }
-    Ok(ours)
+    tracing::info!(root = %root.name, namespaces = ours.len(), "cleanup: emptying and deleting the run's namespaces");
+    futures::future::join_all(ours.iter().map(|ns| empty_namespace(client, ns, deadline))).await;
+    for ns in ours.iter().filter(|ns| !ns.terminating) {
+        let mut params = DeleteParams::background();
+        params.preconditions = Some(Preconditions { uid: Some(ns.uid.clone()), resource_version: None });
+        match api.delete(&ns.name, &params).await {
+            Ok(_) => {}
+            // Gone already, or a new namespace of that name (the UID precondition failed): not ours.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(ours.len())
 }
 
 /// The namespaces labelled for `simulation` that `root` owns.
@@ -207,61 +214,105 @@ async fn owned_namespaces(
     Ok(list.items.into_iter().filter(|ns| owned_by(ns, root)).collect())
 }
 
-/// One of the run's namespaces, by name and UID.
+/// One of the run's namespaces.
 struct OwnNamespace {
     name: String,
     uid: String,
+    /// Being deleted already (an earlier attempt, or someone else, started it).
+    terminating: bool,
 }
 
-/// Removes the pods of the run's terminating namespaces at once (grace period 0: they run on
-/// virtual nodes, nothing is there to stop), one `deletecollection` per namespace, all at once.
-/// A terminating namespace accepts no new pod, so no controller brings them back. Deleted
-/// gracefully, each pod would cost two writes (marked, then removed by kwok).
-///
-/// The API server stops a `deletecollection` at its request timeout (60 s by default) with what
-/// it has deleted so far, so a namespace's call is made again until one ends complete. Then the
-/// namespace is touched (an annotation): the namespace controller, which saw pods left and
-/// waits half their grace period (16 s) before looking again, looks again within its 5 s
-/// delay. Failures are only logged: the namespace controller deletes whatever is left, more
-/// slowly.
-async fn remove_pods(client: &kube::Client, namespaces: &[OwnNamespace], deadline: tokio::time::Instant) {
-    let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
-    let namespaces_api: Api<Namespace> = Api::all(client.clone());
-    let calls = namespaces.iter().map(|ns| {
-        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns.name);
-        let (now, namespaces_api) = (now.clone(), namespaces_api.clone());
-        async move {
-            let mut tries: u32 = 0;
-            loop {
-                tries = tries.saturating_add(1);
-                match pods.delete_collection(&now, &ListParams::default()).await {
-                    Ok(_) => break,
-                    Err(e) => {
-                        let refused = matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429);
-                        if refused || tokio::time::Instant::now() >= deadline {
-                            tracing::debug!(namespace = %ns.name, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
-                            return;
-                        }
-                        if tries == 1 {
-                            tracing::warn!(namespace = %ns.name, error = %e, "cleanup: retrying: cannot remove the pods at once");
-                        } else {
-                            tracing::debug!(namespace = %ns.name, error = %e, tries, "cleanup: removing the pods again");
-                        }
-                        // A request that timed out took long already; a refused connection did not.
-                        if !matches!(&e, kube::Error::Api(_)) {
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            }
-            // The UID in the patch makes it fail on a namespace of the same name that is not ours.
-            let touch = json!({"metadata": {"uid": ns.uid, "annotations": {PODS_REMOVED_ANNOTATION: "true"}}});
-            if let Err(e) = namespaces_api.patch(&ns.name, &PatchParams::default(), &Patch::Merge(&touch)).await {
-                tracing::debug!(namespace = %ns.name, error = %e, "cleanup: cannot mark the namespace emptied of pods");
-            }
+impl OwnNamespace {
+    fn of(ns: &Namespace) -> OwnNamespace {
+        OwnNamespace {
+            name: ns.name_any(),
+            uid: ns.metadata.uid.clone().unwrap_or_default(),
+            terminating: ns.metadata.deletion_timestamp.is_some(),
         }
+    }
+}
+
+/// What makes pods, by API path segment and resource, owners before what they own (a
+/// ReplicaSet deleted before its Deployment would be made again).
+const POD_MAKERS: [&[(&str, &str)]; 2] = [
+    &[
+        ("apis/apps/v1", "deployments"),
+        ("apis/apps/v1", "statefulsets"),
+        ("apis/apps/v1", "daemonsets"),
+        ("apis/batch/v1", "cronjobs"),
+    ],
+    &[("apis/apps/v1", "replicasets"), ("apis/batch/v1", "jobs")],
+];
+
+/// Empties one of the run's namespaces: what makes pods first (background: the garbage
+/// collector's share is bounded by its request rate), then the pods, at grace period 0 (they
+/// run on virtual nodes, nothing is there to stop), one `deletecollection` each. The pods' call
+/// is made again until one ends complete: the API server stops a `deletecollection` at its
+/// request timeout (60 s by default) with what it has deleted so far. A namespace already
+/// terminating gets only the pods' call, then an annotation that wakes the namespace controller
+/// (it waits half the pods' grace period after it saw pods left). Failures are logged: the
+/// namespace controller deletes whatever is left, more slowly.
+async fn empty_namespace(client: &kube::Client, ns: &OwnNamespace, deadline: tokio::time::Instant) {
+    if !ns.terminating {
+        for wave in POD_MAKERS {
+            let calls = wave.iter().map(|(prefix, plural)| async move {
+                let path = format!("/{prefix}/namespaces/{}/{plural}", ns.name);
+                if let Err(e) = delete_collection(client, path, &DeleteParams::background()).await {
+                    tracing::debug!(namespace = %ns.name, kind = plural, error = %e, "cleanup: cannot delete them at once; the namespace controller will");
+                }
+            });
+            futures::future::join_all(calls).await;
+        }
+    }
+    let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+    let pods = format!("/api/v1/namespaces/{}/pods", ns.name);
+    let mut tries: u32 = 0;
+    loop {
+        tries = tries.saturating_add(1);
+        let Err(e) = delete_collection(client, pods.clone(), &now).await else { break };
+        let refused = matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429);
+        if refused || tokio::time::Instant::now() >= deadline {
+            tracing::debug!(namespace = %ns.name, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
+            return;
+        }
+        if tries == 1 {
+            tracing::warn!(namespace = %ns.name, error = %e, "cleanup: retrying: cannot remove the pods at once");
+        } else {
+            tracing::debug!(namespace = %ns.name, error = %e, tries, "cleanup: removing the pods again");
+        }
+        // A request that timed out took long already; a refused connection did not.
+        if !matches!(&e, kube::Error::Api(_)) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    if ns.terminating {
+        // The UID in the patch makes it fail on a namespace of the same name that is not ours.
+        let touch = json!({"metadata": {"uid": ns.uid, "annotations": {PODS_REMOVED_ANNOTATION: "true"}}});
+        let api: Api<Namespace> = Api::all(client.clone());
+        if let Err(e) = api.patch(&ns.name, &PatchParams::default(), &Patch::Merge(&touch)).await {
+            tracing::debug!(namespace = %ns.name, error = %e, "cleanup: cannot mark the namespace emptied of pods");
+        }
+    }
+}
+
+/// One `deletecollection` on `path`, its answer (the list of what it deleted, megabytes for
+/// thousands of pods) left unread.
+async fn delete_collection(client: &kube::Client, path: String, params: &DeleteParams) -> Result<(), kube::Error> {
+    use http_body_util::BodyExt;
+    let request = kube::core::Request::new(path)
+        .delete_collection(params, &ListParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let code = response.status();
+    if code.is_success() {
+        return Ok(());
+    }
+    let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let status = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
+        kube::core::Status::failure(&String::from_utf8_lossy(&body), code.canonical_reason().unwrap_or("Failure"))
+            .with_code(code.as_u16())
     });
-    futures::future::join_all(calls).await;
+    Err(kube::Error::Api(status.boxed()))
 }
 
 /// Polls until no namespace of the root is left, or `deadline`; true when none is left.

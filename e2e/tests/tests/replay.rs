@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -326,12 +327,31 @@ async fn the_cleanup_deletes_only_the_namespaces_its_root_owns() {
         "metadata": {"name": bystander, "labels": {"rehearsal.dev/simulation": sim_name}}
     }));
     nss.create(&PostParams::default(), &ns).await.expect("create the bystander namespace");
+    // What the cleanup empties a run's namespace of (a pod maker, a pod) is here too.
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &bystander);
+    let deployment: Deployment = object(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "keep"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "keep"}},
+                 "template": {"metadata": {"labels": {"app": "keep"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}}}
+    }));
+    deployments.create(&PostParams::default(), &deployment).await.expect("create the bystander's Deployment");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &bystander);
+    // Bound to no node that exists: it stays Pending, and never runs anywhere.
+    let pod: Pod = object(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "keep"},
+        "spec": {"nodeSelector": {"e2e.rehearsal.dev/none": "x"}, "containers": [{"name": "c", "image": "x"}]}
+    }));
+    pods.create(&PostParams::default(), &pod).await.expect("create the bystander's pod");
     let (run, sim) = run_driver(&sim_name, &fixture("trace.json"), prefix, 10.0, json!(null)).await;
     let after = nss.get_opt(&bystander).await.expect("read the bystander namespace");
+    let kept = (
+        deployments.get_opt("keep").await.expect("read the Deployment"),
+        pods.get_opt("keep").await.expect("read the pod"),
+    );
     let _ = nss.delete(&bystander, &DeleteParams::default()).await;
     assert!(run.status.success(), "driver failed: {}", run.stderr);
     assert!(
-        run.stderr.contains("cleanup: deleting the run's namespaces"),
+        run.stderr.contains("cleanup: emptying and deleting the run's namespaces"),
         "the driver did not delete its namespace directly: {}",
         run.stderr
     );
@@ -339,6 +359,12 @@ async fn the_cleanup_deletes_only_the_namespaces_its_root_owns() {
     assert_eq!(cleanup.status, "True", "{}", cleanup.message);
     let after = after.expect("the bystander namespace was deleted");
     assert!(after.metadata.deletion_timestamp.is_none(), "the bystander namespace is being deleted");
+    let (deployment, pod) = kept;
+    assert!(
+        deployment.is_some_and(|d| d.metadata.deletion_timestamp.is_none()),
+        "the bystander's Deployment was deleted"
+    );
+    assert!(pod.is_some_and(|p| p.metadata.deletion_timestamp.is_none()), "the bystander's pod was deleted");
     assert_nothing_left(&client, &sim_name, prefix).await;
 }
 
