@@ -8,6 +8,7 @@ pub mod cli;
 pub mod client;
 pub mod collect;
 pub mod commands;
+pub mod emptying;
 pub mod hooks;
 pub mod limits;
 pub mod replay;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, ListParams, Preconditions};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Resource, ResourceExt};
 use rehearsal_crds::keys::{DRIVER_MANAGER, OWNED_BY_SIMULATION_LABEL, RUN_LABEL};
@@ -18,9 +18,7 @@ use rehearsal_crds::{Simulation, SimulationRoot};
 use serde_json::json;
 
 use super::objects::RootRef;
-
-/// Set on a run's terminating namespace once its pods are removed (wakes the namespace controller).
-const PODS_REMOVED_ANNOTATION: &str = "rehearsal.dev/pods-removed";
+use crate::emptying;
 
 /// Why the root could not be made or removed.
 #[derive(Debug, thiserror::Error)]
@@ -165,17 +163,12 @@ async fn delete_once(
     }
 }
 
-/// Empties and deletes the namespaces `root` owns; how many there were. Namespaces are found by
-/// the Simulation's label and kept only when the root is among their owners, so a namespace of
-/// another run, or one re-created meanwhile by someone else, is never touched.
-///
-/// Emptied first, then deleted: the namespace controller deletes pods gracefully (each marked,
-/// then removed by kwok: two writes and a third, refused, from kwok when the pod is already
-/// gone), and looks again only half a grace period (16 s) after it saw pods left. Removing them
-/// first, at grace period 0, is one write each, and the namespace controller finds the
-/// namespace (nearly) empty. On the 10,000-pod benchmark the namespace controller, started 5 s
-/// after the namespace deletions, overtook the driver's `deletecollection` and marked nearly
-/// every pod (16,974 refused deletes from kwok).
+/// Empties ([`emptying::empty`]) and deletes the namespaces `root` owns; how many there were.
+/// Namespaces are found by the Simulation's label and kept only when the root is among their
+/// owners, so a namespace of another run, or one re-created meanwhile by someone else, is never
+/// touched. On the 10,000-pod benchmark, with the namespaces deleted first, the namespace
+/// controller (started 5 s after) overtook the driver's pod `deletecollection` and marked nearly
+/// every pod (16,974 deletes from kwok refused).
 async fn clear_namespaces(
     client: &kube::Client,
     root: &RootRef,
@@ -189,7 +182,10 @@ async fn clear_namespaces(
         return Ok(0);
     }
     tracing::info!(root = %root.name, namespaces = ours.len(), "cleanup: emptying and deleting the run's namespaces");
-    futures::future::join_all(ours.iter().map(|ns| empty_namespace(client, ns, deadline))).await;
+    futures::future::join_all(
+        ours.iter().map(|ns| emptying::empty(client, &ns.name, &ns.uid, ns.terminating, deadline)),
+    )
+    .await;
     for ns in ours.iter().filter(|ns| !ns.terminating) {
         let mut params = DeleteParams::background();
         params.preconditions = Some(Preconditions { uid: Some(ns.uid.clone()), resource_version: None });
@@ -230,89 +226,6 @@ impl OwnNamespace {
             terminating: ns.metadata.deletion_timestamp.is_some(),
         }
     }
-}
-
-/// What makes pods, by API path segment and resource, owners before what they own (a
-/// ReplicaSet deleted before its Deployment would be made again).
-const POD_MAKERS: [&[(&str, &str)]; 2] = [
-    &[
-        ("apis/apps/v1", "deployments"),
-        ("apis/apps/v1", "statefulsets"),
-        ("apis/apps/v1", "daemonsets"),
-        ("apis/batch/v1", "cronjobs"),
-    ],
-    &[("apis/apps/v1", "replicasets"), ("apis/batch/v1", "jobs")],
-];
-
-/// Empties one of the run's namespaces: what makes pods first (background: the garbage
-/// collector's share is bounded by its request rate), then the pods, at grace period 0 (they
-/// run on virtual nodes, nothing is there to stop), one `deletecollection` each. The pods' call
-/// is made again until one ends complete: the API server stops a `deletecollection` at its
-/// request timeout (60 s by default) with what it has deleted so far. A namespace already
-/// terminating gets only the pods' call, then an annotation that wakes the namespace controller
-/// (it waits half the pods' grace period after it saw pods left). Failures are logged: the
-/// namespace controller deletes whatever is left, more slowly.
-async fn empty_namespace(client: &kube::Client, ns: &OwnNamespace, deadline: tokio::time::Instant) {
-    if !ns.terminating {
-        for wave in POD_MAKERS {
-            let calls = wave.iter().map(|(prefix, plural)| async move {
-                let path = format!("/{prefix}/namespaces/{}/{plural}", ns.name);
-                if let Err(e) = delete_collection(client, path, &DeleteParams::background()).await {
-                    tracing::debug!(namespace = %ns.name, kind = plural, error = %e, "cleanup: cannot delete them at once; the namespace controller will");
-                }
-            });
-            futures::future::join_all(calls).await;
-        }
-    }
-    let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
-    let pods = format!("/api/v1/namespaces/{}/pods", ns.name);
-    let mut tries: u32 = 0;
-    loop {
-        tries = tries.saturating_add(1);
-        let Err(e) = delete_collection(client, pods.clone(), &now).await else { break };
-        let refused = matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429);
-        if refused || tokio::time::Instant::now() >= deadline {
-            tracing::debug!(namespace = %ns.name, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
-            return;
-        }
-        if tries == 1 {
-            tracing::warn!(namespace = %ns.name, error = %e, "cleanup: retrying: cannot remove the pods at once");
-        } else {
-            tracing::debug!(namespace = %ns.name, error = %e, tries, "cleanup: removing the pods again");
-        }
-        // A request that timed out took long already; a refused connection did not.
-        if !matches!(&e, kube::Error::Api(_)) {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    if ns.terminating {
-        // The UID in the patch makes it fail on a namespace of the same name that is not ours.
-        let touch = json!({"metadata": {"uid": ns.uid, "annotations": {PODS_REMOVED_ANNOTATION: "true"}}});
-        let api: Api<Namespace> = Api::all(client.clone());
-        if let Err(e) = api.patch(&ns.name, &PatchParams::default(), &Patch::Merge(&touch)).await {
-            tracing::debug!(namespace = %ns.name, error = %e, "cleanup: cannot mark the namespace emptied of pods");
-        }
-    }
-}
-
-/// One `deletecollection` on `path`, its answer (the list of what it deleted, megabytes for
-/// thousands of pods) left unread.
-async fn delete_collection(client: &kube::Client, path: String, params: &DeleteParams) -> Result<(), kube::Error> {
-    use http_body_util::BodyExt;
-    let request = kube::core::Request::new(path)
-        .delete_collection(params, &ListParams::default())
-        .map_err(kube::Error::BuildRequest)?;
-    let response = client.send(request.map(kube::client::Body::from)).await?;
-    let code = response.status();
-    if code.is_success() {
-        return Ok(());
-    }
-    let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-    let status = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
-        kube::core::Status::failure(&String::from_utf8_lossy(&body), code.canonical_reason().unwrap_or("Failure"))
-            .with_code(code.as_u16())
-    });
-    Err(kube::Error::Api(status.boxed()))
 }
 
 /// Polls until no namespace of the root is left, or `deadline`; true when none is left.

@@ -853,7 +853,7 @@ async fn operator_end_to_end() {
                 .iter()
                 .map(|s| {
                     let finalizers = s.metadata.finalizers.clone().unwrap_or_default().join(",");
-                    let phase = s.status.as_ref().and_then(|st| st.phase.clone());
+                    let phase = s.status.as_ref().and_then(|st| st.phase);
                     format!("{} (finalizers [{finalizers}], phase {phase:?})", s.name_any())
                 })
                 .collect();

@@ -1,0 +1,100 @@
+//! Emptying a run's own namespace before deleting it, one `deletecollection` per kind.
+//!
+//! Why: deleting a namespace full of pods leaves them to the namespace controller, which deletes
+//! them gracefully (each marked, then removed by kwok: two writes, and a third, refused, from
+//! kwok when the pod is already gone) and looks again only half a grace period (16 s) after it
+//! saw pods left. Removed first at grace period 0 they cost one write each, and the namespace
+//! controller finds the namespace (nearly) empty. Used by the replay's and the play's cleanups,
+//! only on namespaces the run owns (checked by the caller, by UID).
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use serde_json::json;
+
+/// Set on a run's terminating namespace once its pods are removed (wakes the namespace controller).
+const PODS_REMOVED_ANNOTATION: &str = "rehearsal.dev/pods-removed";
+
+/// What makes pods, by API path segment and resource, owners before what they own (a
+/// ReplicaSet deleted before its Deployment would be made again).
+const POD_MAKERS: [&[(&str, &str)]; 2] = [
+    &[
+        ("apis/apps/v1", "deployments"),
+        ("apis/apps/v1", "statefulsets"),
+        ("apis/apps/v1", "daemonsets"),
+        ("apis/batch/v1", "cronjobs"),
+    ],
+    &[("apis/apps/v1", "replicasets"), ("apis/batch/v1", "jobs")],
+];
+
+/// Empties namespace `name` (UID `uid`), one the run owns: what makes pods first (background:
+/// the garbage collector's share is bounded by its request rate), then the pods, at grace period
+/// 0 (they run on virtual nodes, nothing is there to stop), one `deletecollection` each. The pods' call
+/// is made again until one ends complete: the API server stops a `deletecollection` at its
+/// request timeout (60 s by default) with what it has deleted so far. A namespace already
+/// terminating gets only the pods' call, then an annotation that wakes the namespace controller
+/// (it waits half the pods' grace period after it saw pods left). Failures are logged: the
+/// namespace controller deletes whatever is left, more slowly.
+pub async fn empty(client: &kube::Client, name: &str, uid: &str, terminating: bool, deadline: tokio::time::Instant) {
+    if !terminating {
+        for wave in POD_MAKERS {
+            let calls = wave.iter().map(|(prefix, plural)| async move {
+                let path = format!("/{prefix}/namespaces/{}/{plural}", name);
+                if let Err(e) = delete_collection(client, path, &DeleteParams::background()).await {
+                    tracing::debug!(namespace = %name, kind = plural, error = %e, "cleanup: cannot delete them at once; the namespace controller will");
+                }
+            });
+            futures::future::join_all(calls).await;
+        }
+    }
+    let now = DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::background() };
+    let pods = format!("/api/v1/namespaces/{}/pods", name);
+    let mut tries: u32 = 0;
+    loop {
+        tries = tries.saturating_add(1);
+        let Err(e) = delete_collection(client, pods.clone(), &now).await else { break };
+        let refused = matches!(&e, kube::Error::Api(s) if (400..500).contains(&s.code) && s.code != 429);
+        if refused || tokio::time::Instant::now() >= deadline {
+            tracing::debug!(namespace = %name, error = %e, "cleanup: removing the pods at once failed; the namespace controller deletes them");
+            return;
+        }
+        if tries == 1 {
+            tracing::warn!(namespace = %name, error = %e, "cleanup: retrying: cannot remove the pods at once");
+        } else {
+            tracing::debug!(namespace = %name, error = %e, tries, "cleanup: removing the pods again");
+        }
+        // A request that timed out took long already; a refused connection did not.
+        if !matches!(&e, kube::Error::Api(_)) {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    if terminating {
+        // The UID in the patch makes it fail on a namespace of the same name that is not ours.
+        let touch = json!({"metadata": {"uid": uid, "annotations": {PODS_REMOVED_ANNOTATION: "true"}}});
+        let api: Api<Namespace> = Api::all(client.clone());
+        if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(&touch)).await {
+            tracing::debug!(namespace = %name, error = %e, "cleanup: cannot mark the namespace emptied of pods");
+        }
+    }
+}
+
+/// One `deletecollection` on `path`, its answer (the list of what it deleted, megabytes for
+/// thousands of pods) left unread.
+async fn delete_collection(client: &kube::Client, path: String, params: &DeleteParams) -> Result<(), kube::Error> {
+    use http_body_util::BodyExt;
+    let request = kube::core::Request::new(path)
+        .delete_collection(params, &ListParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    let response = client.send(request.map(kube::client::Body::from)).await?;
+    let code = response.status();
+    if code.is_success() {
+        return Ok(());
+    }
+    let body = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let status = serde_json::from_slice::<kube::core::Status>(&body).unwrap_or_else(|_| {
+        kube::core::Status::failure(&String::from_utf8_lossy(&body), code.canonical_reason().unwrap_or("Failure"))
+            .with_code(code.as_u16())
+    });
+    Err(kube::Error::Api(status.boxed()))
+}
