@@ -414,13 +414,28 @@ start_minio() {
   wait_until minio ready "$TIMEOUT" http_ok "http://127.0.0.1:$MINIO_PORT/minio/health/ready"
 }
 
-ensure_bucket() {
+# make_bucket: 0 when the bucket is there; 1 to try again (MinIO can answer 503
+# XMinioServerNotInitialized for a while after its ready endpoint says 200, seen in CI); any other
+# answer fails the sandbox.
+make_bucket() {
   local code
   code=$(s3 -o "$dir/logs/bucket.out" -w '%{http_code}' -X PUT "http://127.0.0.1:$MINIO_PORT/$BUCKET" 2>&1) || true
   case $code in
-    200 | 409) ;; # created, or exists already (BucketAlreadyOwnedByYou)
+    200 | 409) return 0 ;; # created, or exists already (BucketAlreadyOwnedByYou)
+    503 | 000) return 1 ;;
     *) fail minio "could not create bucket '$BUCKET' (HTTP $code: $(tr -d '\n' <"$dir/logs/bucket.out" 2>/dev/null | head -c 200))" ;;
   esac
+}
+
+ensure_bucket() {
+  # Not wait_until: its command's output is discarded, and a refusal must fail with its message.
+  local end; end=$(($(date +%s) + TIMEOUT))
+  until make_bucket; do
+    alive minio || fail minio "exited while starting"
+    [ "$(date +%s)" -lt "$end" ] ||
+      fail minio "could not create bucket '$BUCKET' within ${TIMEOUT}s ($(tr -d '\n' <"$dir/logs/bucket.out" 2>/dev/null | head -c 200))"
+    sleep 0.2
+  done
 }
 
 # Instance types, zones and capacity types spread as in a real cluster: mostly general purpose,
