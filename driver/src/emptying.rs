@@ -30,13 +30,28 @@ const POD_MAKERS: [&[(&str, &str)]; 2] = [
 
 /// Empties namespace `name` (UID `uid`), one the run owns: what makes pods first (background:
 /// the garbage collector's share is bounded by its request rate), then the pods, at grace period
-/// 0 (they run on virtual nodes, nothing is there to stop), one `deletecollection` each. The pods' call
-/// is made again until one ends complete: the API server stops a `deletecollection` at its
+/// 0 (they run on virtual nodes, nothing is there to stop), one `deletecollection` each. The
+/// pods' call is made again until one ends complete: the API server stops a `deletecollection` at its
 /// request timeout (60 s by default) with what it has deleted so far. A namespace already
 /// terminating gets only the pods' call, then an annotation that wakes the namespace controller
 /// (it waits half the pods' grace period after it saw pods left). Failures are logged: the
 /// namespace controller deletes whatever is left, more slowly.
-pub async fn empty(client: &kube::Client, name: &str, uid: &str, terminating: bool, deadline: tokio::time::Instant) {
+///
+/// The namespace is read first: gone, or another namespace of that name (not UID `uid`), it is
+/// left alone; the `deletecollection` calls themselves take no UID precondition.
+pub async fn empty(client: &kube::Client, name: &str, uid: &str, deadline: tokio::time::Instant) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let terminating = match api.get_opt(name).await {
+        Ok(Some(ns)) if ns.metadata.uid.as_deref() == Some(uid) => ns.metadata.deletion_timestamp.is_some(),
+        Ok(_) => {
+            tracing::debug!(namespace = %name, "cleanup: the namespace is gone or is not the run's; not emptied");
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(namespace = %name, error = %e, "cleanup: cannot read the namespace; not emptied, the namespace controller will");
+            return;
+        }
+    };
     if !terminating {
         for wave in POD_MAKERS {
             let calls = wave.iter().map(|(prefix, plural)| async move {
@@ -72,7 +87,6 @@ pub async fn empty(client: &kube::Client, name: &str, uid: &str, terminating: bo
     if terminating {
         // The UID in the patch makes it fail on a namespace of the same name that is not ours.
         let touch = json!({"metadata": {"uid": uid, "annotations": {PODS_REMOVED_ANNOTATION: "true"}}});
-        let api: Api<Namespace> = Api::all(client.clone());
         if let Err(e) = api.patch(name, &PatchParams::default(), &Patch::Merge(&touch)).await {
             tracing::debug!(namespace = %name, error = %e, "cleanup: cannot mark the namespace emptied of pods");
         }

@@ -182,10 +182,7 @@ async fn clear_namespaces(
         return Ok(0);
     }
     tracing::info!(root = %root.name, namespaces = ours.len(), "cleanup: emptying and deleting the run's namespaces");
-    futures::future::join_all(
-        ours.iter().map(|ns| emptying::empty(client, &ns.name, &ns.uid, ns.terminating, deadline)),
-    )
-    .await;
+    futures::future::join_all(ours.iter().map(|ns| emptying::empty(client, &ns.name, &ns.uid, deadline))).await;
     for ns in ours.iter().filter(|ns| !ns.terminating) {
         let mut params = DeleteParams::background();
         params.preconditions = Some(Preconditions { uid: Some(ns.uid.clone()), resource_version: None });

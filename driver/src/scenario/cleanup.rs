@@ -1,9 +1,9 @@
 //! Removing what a play created: exactly the objects of its [`Ledger`](super::ownership::Ledger),
 //! each deleted with its UID as precondition (an object of the same name made by someone else
 //! meanwhile is left alone), and its namespace when the play owns it (the objects inside go
-//! with it; it is emptied first, see [`crate::emptying`]). Transient API errors and dropped watches are retried with backoff until the
-//! deadline; one object that cannot be deleted does not stop the others, and every leftover is
-//! reported by kind and name.
+//! with it; it is emptied first, see [`crate::emptying`]). Transient API errors and dropped
+//! watches are retried with backoff until the deadline; one object that cannot be deleted does
+//! not stop the others, and every leftover is reported by kind and name.
 
 use std::time::Duration;
 
@@ -116,7 +116,7 @@ pub async fn cleanup(
     let deadline = started + timeout;
     if let Some(uid) = &namespace.uid {
         // The play's own namespace goes with everything in it: emptied first, it goes faster.
-        crate::emptying::empty(client, &namespace.name, uid, false, deadline).await;
+        crate::emptying::empty(client, &namespace.name, uid, deadline).await;
     }
     let mut targets = targets(client, owned, namespace);
     let mut failures: u32 = 0;
