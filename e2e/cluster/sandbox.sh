@@ -332,7 +332,7 @@ start_etcd() {
 }
 
 start_kube_apiserver() {
-  private "$dir/audit" # request and response bodies
+  private "$dir/audit" # who did what, and the webhook backend's kubeconfig
   (umask 077 && cat >"$dir/audit/webhook.kubeconfig") <<EOF
 apiVersion: v1
 kind: Config
