@@ -46,15 +46,16 @@ const POD_MAKERS: [&[(&str, &str)]; 2] = [
 /// Empties namespace `name` (UID `uid`), one the run owns: what makes pods first (background:
 /// the garbage collector's share is bounded by its request rate), then the pods, at grace period
 /// 0 (they run on virtual nodes, nothing is there to stop), and the namespace's Events at the
-/// same time, one `deletecollection` each. The pods' call is made again until one ends complete:
-/// the API server stops a `deletecollection` at its request timeout (60 s by default) with what
-/// it has deleted so far. A namespace already terminating gets only the pods' and Events' calls,
-/// then an annotation that wakes the namespace controller (it waits half the pods' grace period
-/// after it saw pods left). Failures are logged: the namespace controller deletes whatever is
-/// left, more slowly.
+/// same time; each kind object by object, then with one `deletecollection`. The pods'
+/// `deletecollection` is made again until one ends complete: the API server stops one at its
+/// request timeout (60 s by default) with what it has deleted so far. A namespace already
+/// terminating gets only the pods' and Events' deletes, then an annotation that wakes the
+/// namespace controller (it waits half the pods' grace period after it saw pods left). Failures
+/// are logged: the namespace controller deletes whatever is left, more slowly.
 ///
 /// The namespace is read first: gone, or another namespace of that name (not UID `uid`), it is
-/// left alone; the `deletecollection` calls themselves take no UID precondition.
+/// left alone. Each object's delete carries its UID as precondition; the `deletecollection`
+/// calls take none.
 pub async fn empty(client: &kube::Client, name: &str, uid: &str, deadline: tokio::time::Instant) {
     let api: Api<Namespace> = Api::all(client.clone());
     let terminating = match api.get_opt(name).await {
