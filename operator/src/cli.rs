@@ -1,4 +1,6 @@
 //! Command-line flags of the operator, turned into plain [`Settings`](crate::settings::Settings).
+// The flags' help shows clap placeholders such as `<host>`, which rustdoc takes for HTML tags.
+#![allow(rustdoc::invalid_html_tags)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! Turns a run folder into `summary.json` and `report.html`, the evidence a user opens to
 //! see what the cluster did, how fast, and where it hurt. Both run kinds (replay and scenario)
-//! call [`write`] once at the end with the facts only the driver knows ([`RunFacts`]); the
+//! call [`write()`] once at the end with the facts only the driver knows ([`RunFacts`]); the
 //! figures come from the folder's JSON lines ([`crate::collect::records`]), read one line at a
 //! time, so `rehearsal-driver report DIR` rebuilds the same files later (facts taken from the
 //! previous `summary.json`) and `rehearsal-driver compare A B` puts two runs side by side.
@@ -242,7 +242,7 @@ pub enum ReportError {
     },
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug, Clone)]
 pub struct Written {
     /// The summary (with its thresholds checked).
@@ -309,7 +309,7 @@ pub fn write(dir: &Path, facts: &RunFacts) -> Result<Written, ReportError> {
     Ok(Written { summary: analysis.summary, summary_path, report_path })
 }
 
-/// [`write`] with the facts of the folder's previous `summary.json` (see [`facts_of`]).
+/// [`write()`] with the facts of the folder's previous `summary.json` (see [`facts_of`]).
 pub fn rebuild(dir: &Path) -> Result<Written, ReportError> {
     let facts = facts_of(dir)?;
     write(dir, &facts)
