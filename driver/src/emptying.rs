@@ -7,7 +7,7 @@
 //! controller finds the namespace (nearly) empty. Used by the replay's and the play's cleanups,
 //! only on namespaces the run owns (checked here and by the caller, by UID).
 //!
-//! Each kind is deleted object by object, [`IN_FLIGHT`] at once over all namespaces, then with
+//! Each kind is deleted object by object, 32 deletes at once over all namespaces, then with
 //! one `deletecollection` for whatever appeared meanwhile. A `deletecollection` alone deletes
 //! one object at a time (the API server's `--delete-collection-workers`, 1 by default): 500
 //! Deployments took 29.6 s and a scenario's Events more than the 60 s request timeout
@@ -23,7 +23,7 @@ use tokio::sync::Semaphore;
 
 /// Deletes in flight at once, over every namespace being emptied: enough to keep the API
 /// server's cores busy, far below its default 200 mutating requests in flight.
-pub const IN_FLIGHT: usize = 32;
+const IN_FLIGHT: usize = 32;
 
 /// The permits of [`IN_FLIGHT`], shared by every namespace emptied at the same time.
 static DELETES: Semaphore = Semaphore::const_new(IN_FLIGHT);
@@ -167,8 +167,8 @@ struct ListMeta {
 }
 
 /// Deletes each object of collection `path` (listed by name, metadata only, 500 a page), each
-/// with its UID as precondition and its answer left unread, [`IN_FLIGHT`] at once over all
-/// callers. An object already gone or changed (404, 409) is skipped; the first other refusal
+/// with its UID as precondition and its answer read but not decoded ([`Body::Drain`]),
+/// [`IN_FLIGHT`] at once over all callers. An object already gone or changed (404, 409) is skipped; the first other refusal
 /// ends it with that error.
 async fn delete_each(client: &kube::Client, path: &str, params: &DeleteParams) -> Result<(), kube::Error> {
     use futures::StreamExt;
