@@ -193,3 +193,100 @@ async fn audit_log_records_our_create_and_delete() {
     .await;
     eprintln!("audit verbs seen: {found:?}");
 }
+
+/// The audit log's entries (ResponseComplete) for pods in `ns`, from the current file and the
+/// rotated ones beside it: (user, verb, name, code).
+async fn pod_audit(path: &str, ns: &str) -> Vec<(String, String, String, i64)> {
+    let path = std::path::Path::new(path);
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut files = vec![path.to_path_buf()];
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(e)) = entries.next_entry().await {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with("audit-") && name.ends_with(".log") {
+                files.push(dir.join(name));
+            }
+        }
+    }
+    let mut rows = vec![];
+    for f in files {
+        let Ok(text) = tokio::fs::read_to_string(&f).await else { continue };
+        for line in text.lines().filter(|l| l.contains(ns)) {
+            let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+            let r = &ev["objectRef"];
+            if ev["stage"] == "ResponseComplete" && r["namespace"] == ns && r["resource"] == "pods" {
+                let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+                rows.push((
+                    s(&ev["user"]["username"]),
+                    s(&ev["verb"]),
+                    s(&r["name"]),
+                    ev["responseStatus"]["code"].as_i64().unwrap_or(0),
+                ));
+            }
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn kwok_deletes_only_pods_deleted_gracefully() {
+    // A delete at grace 0 writes deletionTimestamp (grace 0) and then removes the pod in the same
+    // request. kwok's pod-delete stage must leave such pods alone: deleting them again only gives
+    // the API server requests answered 404 (as many as the cleanup's own at 10,000 pods).
+    let path = rehearsal_e2e::sandbox_env("REHEARSAL_AUDIT_LOG");
+    with_namespace("e2e-kwok-delete", |client, ns| async move {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let mut spec = virtual_placement();
+        spec["containers"] = json!([{"name": "web", "image": "nginx"}]);
+        let names: Vec<String> = (0..10).map(|i| format!("p{i}")).collect();
+        for name in &names {
+            let pod: Pod = object(json!({"metadata": {"name": name, "labels": {"app": "kd"}}, "spec": spec}));
+            pods.create(&PostParams::default(), &pod).await.expect("create pod");
+        }
+        let lp = ListParams::default().labels("app=kd");
+        poll_until(Duration::from_secs(60), "10 pods Running on kwok nodes", || async {
+            let list = pods.list(&lp).await.ok()?;
+            let (running, on_kwok) = pods_of(&list.items);
+            (running == 10 && on_kwok == 10).then_some(())
+        })
+        .await;
+        // The immediate deletes first: kwok handles its watch's events in order, so once its
+        // deletes of the graceful ones are logged, any reaction to the earlier ones is too.
+        let (now, graceful) = names.split_at(5);
+        for name in now {
+            pods.delete(name, &DeleteParams { grace_period_seconds: Some(0), ..DeleteParams::default() })
+                .await
+                .expect("delete at grace 0");
+        }
+        for name in graceful {
+            pods.delete(name, &DeleteParams::default()).await.expect("graceful delete");
+        }
+        poll_until(Duration::from_secs(60), "every pod gone", || async {
+            pods.list(&lp).await.ok().filter(|l| l.items.is_empty()).map(|_| ())
+        })
+        .await;
+        let rows =
+            poll_until(Duration::from_secs(30), "kwok's deletes of the 5 graceful pods in the audit log", || {
+                let (path, ns) = (path.clone(), ns.clone());
+                async move {
+                    let rows = pod_audit(&path, &ns).await;
+                    let by_kwok =
+                        rows.iter().filter(|r| r.0 == "kwok-controller" && r.1 == "delete" && r.3 == 200).count();
+                    (by_kwok >= graceful.len()).then_some(rows)
+                }
+            })
+            .await;
+        let kwok: Vec<_> = rows.iter().filter(|r| r.0 == "kwok-controller" && r.1 == "delete").collect();
+        eprintln!("kwok's pod deletes: {kwok:?}");
+        let mut deleted: Vec<&str> = kwok.iter().filter(|r| r.3 == 200).map(|r| r.2.as_str()).collect();
+        deleted.sort_unstable();
+        assert_eq!(
+            deleted,
+            graceful.iter().map(String::as_str).collect::<Vec<_>>(),
+            "kwok deleted the graceful pods, once each"
+        );
+        let refused: Vec<_> = kwok.iter().filter(|r| r.3 != 200).collect();
+        assert!(refused.is_empty(), "kwok sent deletes for pods already gone: {refused:?}");
+    })
+    .await;
+}
