@@ -16,7 +16,12 @@ cd "$root"
 export PYTHONDONTWRITEBYTECODE=1
 results=(python3 "$root/e2e/bench_results.py")
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# REHEARSAL_BENCH_KEEP=1 keeps the work folder (the driver's log and run folder) for study.
+if [ -n "${REHEARSAL_BENCH_KEEP:-}" ]; then
+  trap 'echo "work folder kept: $work"' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
 export LOG_DIR=$work/runs
 say() { printf '\n== %s\n' "$*"; }
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"

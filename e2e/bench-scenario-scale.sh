@@ -136,7 +136,12 @@ fi
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# REHEARSAL_BENCH_KEEP=1 keeps the work folder (the driver's log and run folder) for study.
+if [ -n "${REHEARSAL_BENCH_KEEP:-}" ]; then
+  trap 'echo "work folder kept: $work"' EXIT
+else
+  trap 'rm -rf "$work"' EXIT
+fi
 interval=$(python3 -c "print(f'{$timestep / $speed:g}')")
 python3 e2e/bench_results.py begin scenario-scale deployments="$deployments" steps="$steps" \
   per_step="$per_step" speed="$speed" replicas="$low:$high" timestep="$timestep" nodes="$want_nodes"
