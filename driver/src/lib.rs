@@ -11,6 +11,7 @@ pub mod commands;
 pub mod emptying;
 pub mod hooks;
 pub mod limits;
+pub mod own_thread;
 pub mod replay;
 pub mod report;
 pub mod s3;

@@ -22,6 +22,7 @@ use crate::audit::AuditScope;
 use crate::cli::ReplayArgs;
 use crate::collect::Scope;
 use crate::hooks;
+use crate::own_thread;
 use crate::report::{Quantiles, RunFacts, RunKind, RunResult};
 use crate::signals::Signals;
 use crate::status::Reporter;
@@ -29,6 +30,9 @@ use crate::trace::Trace;
 use crate::webhook::owners::ApiLookup;
 use crate::webhook::server::{self, Listener};
 use crate::webhook::{RunInfo, State, TraceLifetimes, register};
+
+/// The name of the thread the replay's dispatch runs on.
+const REPLAY_THREAD: &str = "rehearsal-replay";
 
 /// A failed run: which stage, and why.
 #[derive(Debug, thiserror::Error)]
@@ -484,9 +488,22 @@ async fn replay_stages(
     if signals.stop_requested() {
         return Err(report_fail("Interrupted", "interrupted by a signal before the replay started".to_string()).await);
     }
-    let stats = match engine::replay(client, &trace, &kinds, &root, &settings, &PreciseClock, reporter).await {
-        Ok(s) => s,
-        Err(e) => return Err(report_fail("ReplayFailed", e.to_string()).await),
+    // The dispatch on a thread of its own, with a client of its own made as the command's was
+    // (from the environment); the webhook, the collectors and the status stay on this runtime.
+    let replayed = own_thread::run(REPLAY_THREAD, |apart| {
+        let (trace, kinds, root, settings) = (&trace, &kinds, &root, &settings);
+        async move {
+            let client = if apart { own_thread::client(None, client).await } else { client.clone() };
+            engine::replay(&client, trace, kinds, root, settings, &PreciseClock, reporter).await
+        }
+    })
+    .await;
+    let stats = match replayed {
+        Some(Ok(s)) => s,
+        Some(Err(e)) => return Err(report_fail("ReplayFailed", e.to_string()).await),
+        None => {
+            return Err(report_fail("ReplayFailed", "the replay's thread ended without replaying".to_string()).await);
+        }
     };
     let summary = format!(
         "replayed {} of {events} events in {:.1} s: {} objects applied, {} deleted, {} skipped, {} failed; lateness p99 {:.1} ms{}",

@@ -49,6 +49,7 @@ use crate::artifacts::evidence::{Evidence, EvidenceSettings, S3Target};
 use crate::artifacts::layout::RunFolder;
 use crate::audit::AuditScope;
 use crate::collect::Scope as CollectScope;
+use crate::own_thread;
 use crate::replay::clock::{Clock, PreciseClock, lateness};
 use crate::report::{Quantiles as ReportQuantiles, RunFacts, RunKind, RunResult};
 use crate::status::Reporter;
@@ -158,6 +159,9 @@ async fn take_snapshot(
     }
     Ok(())
 }
+
+/// The name of the thread the steps are played on.
+const STEPS_THREAD: &str = "rehearsal-steps";
 
 /// Resolves when a stop was requested.
 async fn stopped(rx: &mut watch::Receiver<bool>) {
@@ -509,7 +513,7 @@ impl<'a> Play<'a> {
             _ = stopped(stop) => Err(("Interrupted", "interrupted before the first step".to_string())),
         };
         match set_up {
-            Ok(()) => self.play_steps(&PreciseClock, stop).await,
+            Ok(()) => self.play_steps_apart(stop).await,
             Err((reason, message)) => {
                 self.steps_interrupted = reason == "Interrupted";
                 self.reporter.stage(conditions::REPLAY, Status::False, reason, message.clone()).await;
@@ -627,8 +631,33 @@ impl<'a> Play<'a> {
         Ok(())
     }
 
-    /// Stage 4: every step at its deadline.
-    async fn play_steps<C: Clock>(&mut self, clock: &C, stop: &mut watch::Receiver<bool>) {
+    /// Stage 4 on a thread of its own ([`crate::own_thread`]), with a client of its own
+    /// connected before the first step; the snapshots' lists and the status updates stay on the
+    /// process's runtime.
+    async fn play_steps_apart(&mut self, stop: &mut watch::Receiver<bool>) {
+        let main = tokio::runtime::Handle::current();
+        let kubeconfig = self.settings.kubeconfig.clone();
+        let play = &mut *self;
+        let played = own_thread::run(STEPS_THREAD, |apart| async move {
+            let client =
+                if apart { own_thread::client(kubeconfig.as_deref(), play.client).await } else { play.client.clone() };
+            play.play_steps(&PreciseClock, stop, &client, &main).await;
+        })
+        .await;
+        if played.is_none() {
+            self.fail("the steps' thread ended without playing them".to_string());
+        }
+    }
+
+    /// Stage 4: every step at its deadline; the actions go through `client`, the snapshots run
+    /// on `background`.
+    async fn play_steps<C: Clock>(
+        &mut self,
+        clock: &C,
+        stop: &mut watch::Receiver<bool>,
+        client: &kube::Client,
+        background: &tokio::runtime::Handle,
+    ) {
         let playable = self.playable;
         let spec = &playable.scenario.spec;
         // A directory's step count has no bound of its own; the list fits an i32 in practice.
@@ -658,7 +687,7 @@ impl<'a> Play<'a> {
         };
         let (identity, ledger) = (self.identity.clone(), self.ledger.clone());
         let target = Target {
-            client: self.client,
+            client,
             namespace: &spec.namespace,
             kinds: &self.resolved.kinds,
             identity: &identity,
@@ -779,7 +808,7 @@ impl<'a> Play<'a> {
             let path = self.layout.step_file(k + 1, total, &step.name);
             let stream =
                 self.evidence.as_ref().and_then(Evidence::stream_sender).map(|tx| (tx, self.layout.dir.clone()));
-            snapshots.push(tokio::spawn(take_snapshot(
+            snapshots.push(background.spawn(take_snapshot(
                 self.client.clone(),
                 spec.namespace.clone(),
                 snap,
