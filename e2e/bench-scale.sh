@@ -41,8 +41,11 @@ if [ "$nodes" -lt "$want_nodes" ]; then
   exit 1
 fi
 
-cargo build -q --release -p rehearsal-driver
-# REHEARSAL_BENCH_DRIVER runs another build (e.g. the previous commit's) for a side-by-side figure.
+# REHEARSAL_BENCH_DRIVER runs another build (e.g. the previous commit's) for a side-by-side figure;
+# this checkout's driver is built only when none is named.
+if [ -z "${REHEARSAL_BENCH_DRIVER:-}" ]; then
+  cargo build -q --release -p rehearsal-driver
+fi
 driver=${REHEARSAL_BENCH_DRIVER:-$root/target/release/rehearsal-driver}
 components=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 hz=$(getconf CLK_TCK)
@@ -217,6 +220,23 @@ if m:
     record("scale", "cleanup_s", float(m.group(1)), "s", "lower", goal="<60")
 else:
     print("cleanup: not timed (no 'gone (N s)' in summary.json)")
+# Who deleted what during the cleanup, from the audit log: the deletes the time went to.
+if s.get("clock") and os.environ.get("REHEARSAL_AUDIT_LOG"):
+    from cleanup_audit import deletes, lines
+    begin = s["clock"]["started_unix_seconds"] + s["elapsed_seconds"]
+    found, gone = deletes(os.environ["REHEARSAL_AUDIT_LOG"], "scale-", begin)
+    print("cleanup's deletes (audit log, seconds after the replay's end):")
+    print("\n".join("    " + line for line in lines(found)))
+    if gone is not None:
+        print(f"    the last namespace deleted {gone:.1f} s after the replay's end")
+    by_who = {}
+    for (who, _, _), g in found.items():
+        total = by_who.setdefault(who.split(":")[-1], {"count": 0, "refused": 0})
+        total["count"] += g["count"]
+        total["refused"] += g["refused"]
+    for who, total in by_who.items():
+        record("scale", f"cleanup.deletes.{who}", total["count"], "requests", "lower", note="delete and deletecollection, audit log")
+        record("scale", f"cleanup.refused.{who}", total["refused"], "requests", "lower", note="answered 404 or 409")
 print(f"left behind: {left_ns} namespaces, {left_pods} pods, {left_roots} SimulationRoots")
 record("scale", "left.objects", left_ns + left_pods + left_roots, "objects", "lower", goal="<=0")
 PY

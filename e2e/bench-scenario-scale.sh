@@ -153,8 +153,11 @@ if [ "$nodes" -lt "$want_nodes" ]; then
   exit 1
 fi
 
-cargo build -q --release -p rehearsal-driver
-# REHEARSAL_BENCH_DRIVER runs another build (e.g. the previous commit's) for a side-by-side figure.
+# REHEARSAL_BENCH_DRIVER runs another build (e.g. the previous commit's) for a side-by-side figure;
+# this checkout's driver is built only when none is named.
+if [ -z "${REHEARSAL_BENCH_DRIVER:-}" ]; then
+  cargo build -q --release -p rehearsal-driver
+fi
 driver=${REHEARSAL_BENCH_DRIVER:-$root/target/release/rehearsal-driver}
 
 scn=$work/scenario
@@ -383,6 +386,14 @@ m = re.search(r" in (\d+(?:\.\d+)?) s$", run.get("cleanup") or details.get("clea
 print(f"cleanup: {run.get('cleanup') or details.get('cleanup') or '?'}")
 if m:
     fig("cleanup_s", float(m.group(1)), "s", "lower")
+# Who deleted what from the steps' end on (the cleanup), from the audit log.
+if audit_log and os.path.exists(audit_log) and details.get("steps_end"):
+    from cleanup_audit import deletes, lines
+    found, gone = deletes(audit_log, namespace, ts(details["steps_end"]))
+    print("deletes after the steps (audit log, seconds after the last step):")
+    print("\n".join("    " + line for line in lines(found)))
+    if gone is not None:
+        print(f"    namespace deleted {gone:.1f} s after the last step")
 print(f"left behind: {left_ns} namespaces, {left_deployments} Deployments, {left_pods} pods")
 fig("left.objects", left_ns + left_deployments + left_pods, "objects", "lower", goal=("<=", 0),
     note=f"namespace {namespace}, its Deployments and pods, after the play")
