@@ -38,7 +38,8 @@ concurrency_flag=()
 [ "$concurrency" = default ] || concurrency_flag=(--concurrency "$concurrency")
 
 if want memory || on_cluster; then
-  cargo build -q --release -p rehearsal-driver
+  # REHEARSAL_BENCH_DRIVER (below) is a build made elsewhere: nothing to build then.
+  [ -n "${REHEARSAL_BENCH_DRIVER:-}" ] || cargo build -q --release -p rehearsal-driver
   sections=
   for s in memory replay rss collectors; do
     if want "$s"; then sections+=${sections:+ }$s; fi

@@ -5,8 +5,9 @@
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Pod};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -194,7 +195,7 @@ async fn audit_log_records_our_create_and_delete() {
     eprintln!("audit verbs seen: {found:?}");
 }
 
-/// The audit log's entries (ResponseComplete) for pods in `ns`, from the current file and the
+/// The audit log's entries (ResponseComplete) for pods in `ns`, not their subresources, from the current file and the
 /// rotated ones beside it: (user, verb, name, code).
 async fn pod_audit(path: &str, ns: &str) -> Vec<(String, String, String, i64)> {
     let path = std::path::Path::new(path);
@@ -214,7 +215,8 @@ async fn pod_audit(path: &str, ns: &str) -> Vec<(String, String, String, i64)> {
         for line in text.lines().filter(|l| l.contains(ns)) {
             let Ok(ev) = serde_json::from_str::<serde_json::Value>(line) else { continue };
             let r = &ev["objectRef"];
-            if ev["stage"] == "ResponseComplete" && r["namespace"] == ns && r["resource"] == "pods" {
+            let whole = r.get("subresource").is_none();
+            if ev["stage"] == "ResponseComplete" && r["namespace"] == ns && r["resource"] == "pods" && whole {
                 let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
                 rows.push((
                     s(&ev["user"]["username"]),
@@ -287,6 +289,100 @@ async fn kwok_deletes_only_pods_deleted_gracefully() {
         );
         let refused: Vec<_> = kwok.iter().filter(|r| r.3 != 200).collect();
         assert!(refused.is_empty(), "kwok sent deletes for pods already gone: {refused:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn emptying_removes_pods_and_events_and_no_owner_makes_a_pod_again() {
+    // The cleanup's emptying (driver/src/emptying.rs) of a namespace where a Deployment, a
+    // StatefulSet and a Job run pods on kwok nodes: the owners go first, so no pod is made again;
+    // the pods and the Events there before are gone when it returns (the Job's pods once the Job
+    // controller lifts its tracking finalizer), the owners soon after.
+    let path = rehearsal_e2e::sandbox_env("REHEARSAL_AUDIT_LOG");
+    with_namespace("e2e-emptying", |client, ns| async move {
+        let uid = Api::<Namespace>::all(client.clone()).get(&ns).await.expect("read namespace").metadata.uid;
+        let uid = uid.expect("namespace uid");
+        let mut spec = virtual_placement();
+        spec["containers"] = json!([{"name": "app", "image": "pause"}]);
+        let template =
+            |app: &str, spec: &serde_json::Value| json!({"metadata": {"labels": {"app": app}}, "spec": spec});
+        let selector = |app: &str| json!({"matchLabels": {"app": app}});
+        let made = PostParams::default();
+        let deployment: Deployment = object(json!({"metadata": {"name": "web"},
+            "spec": {"replicas": 20, "selector": selector("web"), "template": template("web", &spec)}}));
+        Api::<Deployment>::namespaced(client.clone(), &ns).create(&made, &deployment).await.expect("deployment");
+        let set: StatefulSet = object(json!({"metadata": {"name": "db"},
+            "spec": {"replicas": 3, "serviceName": "db", "podManagementPolicy": "Parallel",
+                     "selector": selector("db"), "template": template("db", &spec)}}));
+        Api::<StatefulSet>::namespaced(client.clone(), &ns).create(&made, &set).await.expect("statefulset");
+        let mut job_spec = spec.clone();
+        job_spec["restartPolicy"] = json!("Never");
+        let job: Job = object(json!({"metadata": {"name": "batch"},
+            "spec": {"parallelism": 3, "completions": 3, "template": template("batch", &job_spec)}}));
+        Api::<Job>::namespaced(client.clone(), &ns).create(&made, &job).await.expect("job");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        poll_until(Duration::from_secs(120), "26 pods Running on kwok nodes", || async {
+            let list = pods.list(&ListParams::default()).await.ok()?;
+            (pods_of(&list.items) == (26, 26) && list.items.len() == 26).then_some(())
+        })
+        .await;
+
+        let events: Api<Event> = Api::namespaced(client.clone(), &ns);
+        let names = |list: Vec<Event>| list.into_iter().filter_map(|e| e.metadata.name).collect::<Vec<_>>();
+        let before = names(events.list(&ListParams::default()).await.expect("events").items);
+        assert!(!before.is_empty(), "the scheduler and the controllers recorded no events");
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        rehearsal_driver::emptying::empty(&client, &ns, &uid, deadline).await;
+        let after = names(events.list(&ListParams::default()).await.expect("events").items);
+        let kept: Vec<_> = before.iter().filter(|n| after.contains(n)).collect();
+        assert!(kept.is_empty(), "{} of {} events left after emptying: {kept:?}", kept.len(), before.len());
+        // The Job's pods carry its tracking finalizer: marked at once, gone once the Job
+        // controller lifts it.
+        poll_until(Duration::from_secs(30), "every pod gone", || async {
+            pods.list(&ListParams::default()).await.ok().filter(|l| l.items.is_empty()).map(|_| ())
+        })
+        .await;
+        poll_until(Duration::from_secs(60), "the Deployment, ReplicaSets, StatefulSet and Job gone", || async {
+            let none = |n: usize| (n == 0).then_some(());
+            none(
+                Api::<Deployment>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.ok()?.items.len(),
+            )?;
+            none(
+                Api::<ReplicaSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.ok()?.items.len(),
+            )?;
+            none(
+                Api::<StatefulSet>::namespaced(client.clone(), &ns)
+                    .list(&ListParams::default())
+                    .await
+                    .ok()?
+                    .items
+                    .len(),
+            )?;
+            none(Api::<Job>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.ok()?.items.len())
+        })
+        .await;
+
+        let rows = poll_until(Duration::from_secs(30), "the deletes of the 26 pods in the audit log", || {
+            let (path, ns) = (path.clone(), ns.clone());
+            async move {
+                let rows = pod_audit(&path, &ns).await;
+                let mut gone: Vec<&str> =
+                    rows.iter().filter(|r| r.1 == "delete" && r.3 == 200).map(|r| r.2.as_str()).collect();
+                gone.sort_unstable();
+                gone.dedup();
+                (gone.len() >= 26).then_some(rows)
+            }
+        })
+        .await;
+        let mut by: std::collections::BTreeMap<(&str, i64), usize> = Default::default();
+        for r in rows.iter().filter(|r| r.1 == "delete") {
+            *by.entry((r.0.as_str(), r.3)).or_default() += 1;
+        }
+        eprintln!("pod deletes by sender and answer: {by:?}");
+        let creates = rows.iter().filter(|r| r.1 == "create" && r.3 == 201).count();
+        assert_eq!(creates, 26, "a pod was made again while its owner was being deleted");
     })
     .await;
 }
