@@ -87,7 +87,7 @@ fi
 
 if want memory; then
 say "peak memory reading a 100 MB trace"
-"$root/target/release/rehearsal-driver" trace synthetic "$work/big.sktrace" --megabytes 100 >/dev/null
+"$driver" trace synthetic "$work/big.sktrace" --megabytes 100 >/dev/null
 size=$(stat -c %s "$work/big.sktrace")
 /usr/bin/time -f '%M %e' -o "$work/time" "$driver" trace check "$work/big.sktrace" >/dev/null
 read -r rss_kb secs <"$work/time"
@@ -108,9 +108,9 @@ if on_cluster; then
 : "${KUBECONFIG:?run through e2e/run-with-sandbox.sh}"
 kubectl apply --server-side -f config/crd/rehearsal.dev_simulations.yaml -f config/crd/rehearsal.dev_simulationroots.yaml >/dev/null
 kubectl wait --for=condition=Established crd/simulations.rehearsal.dev crd/simulationroots.rehearsal.dev --timeout=60s >/dev/null
-"$root/target/release/rehearsal-driver" trace synthetic "$work/bench.sktrace" --objects 10000 --span-seconds 100 >/dev/null
+"$driver" trace synthetic "$work/bench.sktrace" --objects 10000 --span-seconds 100 >/dev/null
 # The same trace in JSON, for e2e/audit_lateness.py (the replay reads the msgpack one).
-"$root/target/release/rehearsal-driver" trace synthetic "$work/bench.json" --json --objects 10000 --span-seconds 100 >/dev/null
+"$driver" trace synthetic "$work/bench.json" --json --objects 10000 --span-seconds 100 >/dev/null
 # A lighter workload of the same size, ConfigMaps only (no pods), where the API server keeps up:
 # it shows the driver's own scheduling precision.
 python3 - "$work/configmaps.json" <<'PY'
@@ -228,7 +228,7 @@ say "peak RSS replaying a 100 MB trace at speed 1000 against a throttled API ser
 # requests run at once, so the driver falls far behind. With backpressure it waits for a slot
 # before decoding the next event, so its memory stays near the trace's bytes; lateness shows the
 # backlog instead. This replays every object of the trace and takes minutes.
-"$root/target/release/rehearsal-driver" trace synthetic "$work/big.sktrace" --megabytes 100 >/dev/null
+"$driver" trace synthetic "$work/big.sktrace" --megabytes 100 >/dev/null
 size=$(stat -c %s "$work/big.sktrace")
 sim=bench-rss
 kubectl delete simulation "$sim" --ignore-not-found --wait=true >/dev/null
