@@ -49,9 +49,9 @@ const POD_MAKERS: [&[(&str, &str)]; 2] = [
 /// kind object by object, then with one `deletecollection`. The pods' `deletecollection` is made
 /// again until one ends complete: the API server stops one at its request timeout (60 s by
 /// default) with what it has deleted so far. A namespace already terminating gets only the pods'
-/// and Events' deletes, then an annotation that wakes the namespace controller (it waits half
-/// the pods' grace period after it saw pods left). Failures are logged: the namespace controller
-/// deletes whatever is left, more slowly.
+/// deletes, then an annotation that wakes the namespace controller (it waits half the pods'
+/// grace period after it saw pods left), then the Events'. Failures are logged: the namespace
+/// controller deletes whatever is left, more slowly.
 ///
 /// The namespace is read first: gone, or another namespace of that name (not UID `uid`), it is
 /// left alone. Each object's delete carries its UID as precondition; the `deletecollection`

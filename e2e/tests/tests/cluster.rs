@@ -195,8 +195,8 @@ async fn audit_log_records_our_create_and_delete() {
     eprintln!("audit verbs seen: {found:?}");
 }
 
-/// The audit log's entries (ResponseComplete) for pods in `ns`, not their subresources, from the current file and the
-/// rotated ones beside it: (user, verb, name, code).
+/// The audit log's entries (ResponseComplete) for pods in `ns`, not their subresources, from the
+/// current file and the rotated ones beside it: (user, verb, name, code).
 async fn pod_audit(path: &str, ns: &str) -> Vec<(String, String, String, i64)> {
     let path = std::path::Path::new(path);
     let dir = path.parent().unwrap_or(std::path::Path::new("."));
@@ -334,6 +334,14 @@ async fn emptying_removes_pods_and_events_and_no_owner_makes_a_pod_again() {
         assert!(!before.is_empty(), "the scheduler and the controllers recorded no events");
 
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        // A namespace of that name that is not the run's (another UID) is left alone.
+        rehearsal_driver::emptying::empty(&client, &ns, "not-this-namespace", deadline).await;
+        assert_eq!(
+            pods.list(&ListParams::default()).await.expect("list pods").items.len(),
+            26,
+            "emptied another's namespace"
+        );
+        assert_eq!(count::<Deployment>(&client, &ns).await, Some(1), "deleted another's Deployment");
         rehearsal_driver::emptying::empty(&client, &ns, &uid, deadline).await;
         let after = names(events.list(&ListParams::default()).await.expect("events").items);
         let kept: Vec<_> = before.iter().filter(|n| after.contains(n)).collect();
@@ -345,22 +353,13 @@ async fn emptying_removes_pods_and_events_and_no_owner_makes_a_pod_again() {
         })
         .await;
         poll_until(Duration::from_secs(60), "the Deployment, ReplicaSets, StatefulSet and Job gone", || async {
-            let none = |n: usize| (n == 0).then_some(());
-            none(
-                Api::<Deployment>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.ok()?.items.len(),
-            )?;
-            none(
-                Api::<ReplicaSet>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.ok()?.items.len(),
-            )?;
-            none(
-                Api::<StatefulSet>::namespaced(client.clone(), &ns)
-                    .list(&ListParams::default())
-                    .await
-                    .ok()?
-                    .items
-                    .len(),
-            )?;
-            none(Api::<Job>::namespaced(client.clone(), &ns).list(&ListParams::default()).await.ok()?.items.len())
+            let counts = [
+                count::<Deployment>(&client, &ns).await?,
+                count::<ReplicaSet>(&client, &ns).await?,
+                count::<StatefulSet>(&client, &ns).await?,
+                count::<Job>(&client, &ns).await?,
+            ];
+            (counts == [0; 4]).then_some(())
         })
         .await;
 
@@ -385,4 +384,16 @@ async fn emptying_removes_pods_and_events_and_no_owner_makes_a_pod_again() {
         assert_eq!(creates, 26, "a pod was made again while its owner was being deleted");
     })
     .await;
+}
+
+/// How many objects of kind `K` namespace `ns` holds; None when they cannot be listed.
+async fn count<K>(client: &kube::Client, ns: &str) -> Option<usize>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    Api::<K>::namespaced(client.clone(), ns).list(&ListParams::default()).await.ok().map(|l| l.items.len())
 }
