@@ -49,7 +49,7 @@ pub struct Receiver {
 async fn receive(State(sink): State<Arc<AuditSink>>, body: Bytes) -> StatusCode {
     match serde_json::from_slice::<EventList>(&body) {
         Ok(list) => {
-            for event in &list.items {
+            for event in list.items {
                 sink.offer(event);
             }
             sink.flush();

@@ -5,12 +5,13 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Mutex;
 
-use super::filter::{AuditEvent, AuditScope, to_record};
+use super::filter::{AuditEvent, AuditScope, LineFilter, to_record};
 
 /// Writes the run's audit events, one JSON line each; shared by the file follower and the
 /// webhook receiver.
 pub struct AuditSink {
     scope: AuditScope,
+    filter: LineFilter,
     out: Mutex<Counted>,
 }
 
@@ -36,12 +37,16 @@ impl AuditSink {
     /// Creates (truncates) `path`.
     pub fn create(path: &Path, scope: AuditScope) -> std::io::Result<Self> {
         let out = BufWriter::new(File::create(path)?);
-        Ok(AuditSink { scope, out: Mutex::new(Counted { out, kept: 0, seen: 0, errors: 0 }) })
+        Ok(AuditSink {
+            filter: scope.line_filter(),
+            scope,
+            out: Mutex::new(Counted { out, kept: 0, seen: 0, errors: 0 }),
+        })
     }
 
     /// Keeps `event` if it is the run's.
-    pub fn offer(&self, event: &AuditEvent) {
-        let keep = self.scope.keeps(event);
+    pub fn offer(&self, event: AuditEvent) {
+        let keep = self.scope.keeps(&event);
         let mut c = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         c.seen = c.seen.saturating_add(1);
         if !keep {
@@ -60,13 +65,13 @@ impl AuditSink {
     /// Parses one line of an audit log and offers it; a line that is not an event is counted.
     /// Lines that cannot be the run's are counted as seen and not parsed.
     pub fn offer_line(&self, line: &[u8]) {
-        if !self.scope.may_keep(line) {
+        if !self.filter.may_keep(line) {
             let mut c = self.out.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             c.seen = c.seen.saturating_add(1);
             return;
         }
         match serde_json::from_slice::<AuditEvent>(line) {
-            Ok(event) => self.offer(&event),
+            Ok(event) => self.offer(event),
             Err(_) => self.count_error(),
         }
     }
