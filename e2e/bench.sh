@@ -37,6 +37,9 @@ runs=${REHEARSAL_BENCH_RUNS:-configmaps:1 burst:50 synthetic:1 synthetic:100 syn
 concurrency=${REHEARSAL_BENCH_CONCURRENCY:-default}
 concurrency_flag=()
 [ "$concurrency" = default ] || concurrency_flag=(--concurrency "$concurrency")
+# How many times the collectors section runs each mode; checked before anything starts.
+repeat=${REHEARSAL_BENCH_REPEAT:-3}
+[[ "$repeat" =~ ^[1-9][0-9]?$ ]] || { echo "REHEARSAL_BENCH_REPEAT must be a whole number from 1 to 99, not '$repeat'" >&2; exit 2; }
 
 if want memory || on_cluster; then
   # REHEARSAL_BENCH_DRIVER (below) is a build made elsewhere: nothing to build then.
@@ -46,7 +49,7 @@ if want memory || on_cluster; then
     if want "$s"; then sections+=${sections:+ }$s; fi
   done
   python3 e2e/bench_results.py begin replay "sections=$sections" "runs=$runs" "concurrency=$concurrency" \
-    "repeat=${REHEARSAL_BENCH_REPEAT:-3}"
+    "repeat=$repeat"
 fi
 # REHEARSAL_BENCH_DRIVER runs another build (e.g. the previous commit's) for a side-by-side figure.
 driver=${REHEARSAL_BENCH_DRIVER:-$root/target/release/rehearsal-driver}
@@ -283,8 +286,6 @@ fi
 if want collectors; then
 # Single runs vary by a quarter on a shared machine: the three modes go in turns, and each
 # figure is the median of its runs.
-repeat=${REHEARSAL_BENCH_REPEAT:-3}
-[[ "$repeat" =~ ^[1-9][0-9]?$ ]] || { echo "REHEARSAL_BENCH_REPEAT must be a whole number from 1 to 99, not '$repeat'" >&2; exit 2; }
 say "the collectors' cost: the 10,000-object trace at speed 100, spec.collect off, watches only, all on; $repeat time(s) each, in turns"
 for i in $(seq 1 "$repeat"); do
 for collect in off watch on; do
