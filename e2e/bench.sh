@@ -301,7 +301,8 @@ metadata: {name: $sim}
 spec: {source: {trace: {uri: "file://$work/bench.sktrace"}}, speed: 100, virtualNamespacePrefix: bench, $spec_collect}
 YAML
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  # The last run of each mode leaves the run folder the report below reads.
+  # A run folder is appended to, never truncated: each run starts from an empty one, so the
+  # folder the report below reads holds the last collect-on run alone.
   rm -rf "$LOG_DIR/$sim"
   AUDIT_LOG=$REHEARSAL_AUDIT_LOG /usr/bin/time -f '%U %S %e %M' -o "$work/time-$collect-$i" "$driver" replay --sim-name "$sim" \
     --controller-ns default --virtual-ns-prefix bench --cert-path "$work/tls.crt" --key-path "$work/tls.key" \
