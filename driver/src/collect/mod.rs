@@ -23,9 +23,11 @@
 //!
 //! # What is watched
 //!
-//! kube-runtime watchers (list, then watch; never polling): pods, nodes, Deployments,
-//! ReplicaSets, StatefulSets, Jobs, core/v1 Events, and Karpenter's NodePools and NodeClaims when
-//! discovery finds `karpenter.sh/v1` (otherwise one info line and a note in the report). Which
+//! Watchers (list, then watch; never polling): pods, nodes, Deployments, ReplicaSets,
+//! StatefulSets, Jobs and core/v1 Events in protobuf ([`proto_watch`]: kube-runtime's watcher's
+//! steps, a third of JSON's bytes, and decoding that skips what the views do not read), and
+//! Karpenter's NodePools and NodeClaims in JSON through kube-runtime's watcher when discovery
+//! finds `karpenter.sh/v1` (otherwise one info line and a note in the report). Which
 //! files exist follows the Simulation's `spec.collect` (`deployments` covers all four workload
 //! kinds; `audit` is not handled here). Nodes, NodePools and NodeClaims are cluster-wide; the
 //! rest follows the [`Scope`]:
@@ -67,6 +69,8 @@ mod events;
 mod karpenter;
 mod nodes;
 mod pods;
+pub mod proto;
+pub mod proto_watch;
 mod time;
 pub mod view;
 mod watch;
@@ -82,6 +86,8 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
+
+use self::proto_watch::ProtoApi;
 use rehearsal_crds::keys::SIMULATION_LABEL;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -324,7 +330,9 @@ impl Collectors {
         if what.pods {
             let file = c.open(&dir, files::PODS).await?;
             let (api, config) = match &scope {
-                Scope::Namespace(ns) => (Api::<PodView>::namespaced(client.clone(), ns), watcher::Config::default()),
+                Scope::Namespace(ns) => {
+                    (ProtoApi::<PodView>::namespaced(client.clone(), ns), watcher::Config::default())
+                }
                 // The virtual namespaces appear as the replay goes: one cluster-wide watch, kept
                 // to them by prefix in `in_scope` (the server sends other namespaces' pods too,
                 // unless the simulation's label selects them), rather than a watch per namespace
@@ -334,10 +342,10 @@ impl Collectors {
                         Some(sim) => watcher::Config::default().labels(&format!("{SIMULATION_LABEL}={sim}")),
                         None => watcher::Config::default(),
                     };
-                    (Api::<PodView>::all(client.clone()), config)
+                    (ProtoApi::<PodView>::all(client.clone()), config)
                 }
             };
-            c.watch(file, "pods", api, config, pods::Pods, &stop_rx, in_scope(&scope));
+            c.watch_pb(file, "pods", api, config, pods::Pods, &stop_rx, in_scope(&scope));
         }
 
         if what.deployments {
@@ -351,10 +359,10 @@ impl Collectors {
         if what.nodes {
             let file = c.open(&dir, files::NODES).await?;
             let config = watcher::Config::default();
-            c.watch(
+            c.watch_pb(
                 file,
                 "nodes",
-                Api::<NodeView>::all(client.clone()),
+                ProtoApi::<NodeView>::all(client.clone()),
                 config,
                 nodes::Nodes,
                 &stop_rx,
@@ -372,23 +380,23 @@ impl Collectors {
             let file = c.open(&dir, files::EVENTS).await?;
             match &scope {
                 Scope::Namespace(ns) => {
-                    let api = Api::<EventView>::namespaced(client.clone(), ns);
+                    let api = ProtoApi::<EventView>::namespaced(client.clone(), ns);
                     // Events about nodes come from their own watches below, even in this namespace.
                     let keep = |e: &EventView| !events::about_nodes(e);
-                    c.watch(file, "events", api, watcher::Config::default(), events::Events, &stop_rx, keep);
+                    c.watch_pb(file, "events", api, watcher::Config::default(), events::Events, &stop_rx, keep);
                     let served = karpenter.iter().map(|(kind, _)| *kind);
                     for kind in std::iter::once("Node").chain(served) {
                         let config = watcher::Config::default().fields(&format!("involvedObject.kind={kind}"));
                         let name = format!("events about {kind}s");
-                        let api = Api::<EventView>::all(client.clone());
-                        c.watch(file, &name, api, config, events::Events, &stop_rx, |_: &EventView| true);
+                        let api = ProtoApi::<EventView>::all(client.clone());
+                        c.watch_pb(file, &name, api, config, events::Events, &stop_rx, |_: &EventView| true);
                     }
                 }
                 Scope::Prefix { .. } => {
                     let in_scope = in_scope(&scope);
                     let keep = move |e: &EventView| in_scope(e) || events::about_nodes(e);
-                    let api = Api::<EventView>::all(client.clone());
-                    c.watch(file, "events", api, watcher::Config::default(), events::Events, &stop_rx, keep);
+                    let api = ProtoApi::<EventView>::all(client.clone());
+                    c.watch_pb(file, "events", api, watcher::Config::default(), events::Events, &stop_rx, keep);
                 }
             }
         }
@@ -466,7 +474,8 @@ impl Collectors {
         Ok(self.files.len().saturating_sub(1))
     }
 
-    /// Starts a watch of `api` writing to file `file`, keeping the objects `keep` accepts.
+    /// Starts a JSON watch of `api` (kube-runtime's watcher) writing to file `file`, keeping the
+    /// objects `keep` accepts: for the kinds without protobuf (custom resources).
     #[allow(clippy::too_many_arguments)]
     fn watch<K, D>(
         &mut self,
@@ -483,11 +492,51 @@ impl Collectors {
         D::State: Send,
         D::Record: Send,
     {
-        let Some(lines) = self.files.get(file).and_then(|f| f.lines.clone()) else { return };
-        let (ready_tx, ready) = signal::channel(Readiness::Listing(None));
         let final_list = final_list(api.clone(), &config);
         let stream = watcher(api, config).default_backoff();
-        let tracker = Tracker::new(diff, keep);
+        self.spawn(file, name, stream, final_list, Tracker::new(diff, keep), stop);
+    }
+
+    /// Starts a protobuf watch of a built-in kind (see [`proto`]), as [`Collectors::watch`].
+    #[allow(clippy::too_many_arguments)]
+    fn watch_pb<K, D>(
+        &mut self,
+        file: usize,
+        name: &str,
+        api: ProtoApi<K>,
+        config: watcher::Config,
+        diff: D,
+        stop: &signal::Receiver<bool>,
+        keep: impl Fn(&K) -> bool + Send + Sync + 'static,
+    ) where
+        K: Resource<DynamicType = ()> + proto::Protobuf + Send + 'static,
+        D: Diff<Object = K> + Send + 'static,
+        D::State: Send,
+        D::Record: Send,
+    {
+        let final_list = proto_final_list(api.clone(), &config);
+        let stream = proto_watch::watcher(api, config).default_backoff();
+        self.spawn(file, name, stream, final_list, Tracker::new(diff, keep), stop);
+    }
+
+    /// Runs one watch's `stream` through its tracker into file `file`.
+    fn spawn<D, S>(
+        &mut self,
+        file: usize,
+        name: &str,
+        stream: S,
+        final_list: watch::FinalList<D::Object>,
+        tracker: Tracker<D>,
+        stop: &signal::Receiver<bool>,
+    ) where
+        D: Diff + Send + 'static,
+        D::Object: Resource + Send + 'static,
+        D::State: Send,
+        D::Record: Send,
+        S: futures::Stream<Item = Result<watcher::Event<D::Object>, watcher::Error>> + Send + 'static,
+    {
+        let Some(lines) = self.files.get(file).and_then(|f| f.lines.clone()) else { return };
+        let (ready_tx, ready) = signal::channel(Readiness::Listing(None));
         let task = tokio::spawn(watch::run(
             name.to_string(),
             stream,
@@ -509,15 +558,15 @@ impl Collectors {
         scope: &Scope,
         stop: &signal::Receiver<bool>,
     ) where
-        K: workloads::Workload<Scope = k8s_openapi::NamespaceResourceScope> + 'static,
+        K: workloads::Workload<Scope = k8s_openapi::NamespaceResourceScope> + proto::WorkloadTags + 'static,
     {
         // As for pods: cluster-wide for a prefix, kept to its namespaces here (no label selects a
         // run's ReplicaSets: they carry their pod template's labels, not the Deployment's).
         let api = match scope {
-            Scope::Namespace(ns) => Api::<WorkloadView<K>>::namespaced(client.clone(), ns),
-            Scope::Prefix { .. } => Api::<WorkloadView<K>>::all(client.clone()),
+            Scope::Namespace(ns) => ProtoApi::<WorkloadView<K>>::namespaced(client.clone(), ns),
+            Scope::Prefix { .. } => ProtoApi::<WorkloadView<K>>::all(client.clone()),
         };
-        self.watch(
+        self.watch_pb(
             file,
             name,
             api,
@@ -563,6 +612,23 @@ fn add_errors(r: &mut FileReport, errors: u64, samples: Vec<String>) {
     r.errors = r.errors.saturating_add(errors);
     let room = watch::ERROR_SAMPLES.saturating_sub(r.error_samples.len());
     r.error_samples.extend(samples.into_iter().take(room));
+}
+
+/// Pages of `api` with the watch's selectors, in protobuf, for the list a watch makes at stop.
+fn proto_final_list<K>(api: ProtoApi<K>, config: &watcher::Config) -> watch::FinalList<K>
+where
+    K: Resource<DynamicType = ()> + proto::Protobuf + Send + 'static,
+{
+    let config = config.clone();
+    Box::new(move |token: Option<String>| {
+        let api = api.clone();
+        let mut params = proto_watch::list_params(&config, token);
+        params.limit = Some(FINAL_LIST_PAGE);
+        Box::pin(async move {
+            let (items, meta) = api.list(&params).await.map_err(|e| e.to_string())?;
+            Ok((items, meta.continue_))
+        })
+    })
 }
 
 /// Pages of `api` with the watch's selectors, for the list a watch makes at stop.

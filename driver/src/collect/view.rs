@@ -7,7 +7,9 @@
 //! struct does not name without allocating, so these views cost a fraction of it.
 //!
 //! Each view is a [`kube::Resource`] through the real kind's `k8s_openapi::Resource` constants,
-//! so `Api<PodView>` and `watcher` use the real kind's URLs.
+//! so `Api<PodView>` and the watchers use the real kind's URLs. The collectors read the views
+//! from protobuf ([`super::proto`]); the JSON reading here is the reference the end-to-end test
+//! compares that with, and how tests build views.
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;

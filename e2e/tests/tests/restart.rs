@@ -105,7 +105,9 @@ async fn replay_cleanup_survives_an_api_server_restart() {
     let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client);
     assert!(mwcs.list(&label).await.expect("webhooks").items.is_empty(), "a webhook configuration is left");
 
-    // The collectors' watches lost nothing across the restart.
+    // The collectors' watches lost nothing across the restart, and said so.
+    assert!(stderr.contains("watch lost; retrying with backoff"), "no watch saw the API server go: {stderr}");
+    assert!(stderr.contains("watch resumed"), "no watch said it came back: {stderr}");
     let folder = dir.path().join(&sim_name).join("0");
     let read = |file: &str| -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(folder.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
