@@ -7,6 +7,7 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
@@ -55,6 +56,20 @@ where
     from_json.len()
 }
 
+/// [`same_views`] of kind `K` in namespace `ns`, named `what`.
+async fn same_in<'a, K>(client: &kube::Client, ns: &str, what: &'a str) -> (&'a str, usize)
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Protobuf
+        + DeserializeOwned
+        + Clone
+        + Debug
+        + Send
+        + 'static,
+{
+    (what, same_views(Api::<K>::namespaced(client.clone(), ns), ProtoApi::namespaced(client.clone(), ns), what).await)
+}
+
 #[tokio::test]
 async fn protobuf_views_match_json() {
     with_namespace("e2e-pb", |client, ns| async move {
@@ -94,44 +109,12 @@ async fn protobuf_views_match_json() {
         .await;
 
         let counted = [
-            ("pods", same_views(pods.clone(), ProtoApi::<PodView>::namespaced(client.clone(), &ns), "pods").await),
-            (
-                "deployments",
-                same_views(
-                    Api::<WorkloadView<Deployment>>::namespaced(client.clone(), &ns),
-                    ProtoApi::namespaced(client.clone(), &ns),
-                    "deployments",
-                )
-                .await,
-            ),
-            (
-                "replicasets",
-                same_views(
-                    Api::<WorkloadView<ReplicaSet>>::namespaced(client.clone(), &ns),
-                    ProtoApi::namespaced(client.clone(), &ns),
-                    "replicasets",
-                )
-                .await,
-            ),
-            (
-                "statefulsets",
-                same_views(
-                    Api::<WorkloadView<StatefulSet>>::namespaced(client.clone(), &ns),
-                    ProtoApi::namespaced(client.clone(), &ns),
-                    "statefulsets",
-                )
-                .await,
-            ),
-            (
-                "jobs",
-                same_views(Api::<WorkloadView<Job>>::namespaced(client.clone(), &ns), ProtoApi::namespaced(client.clone(), &ns), "jobs")
-                    .await,
-            ),
-            (
-                "events",
-                same_views(Api::<EventView>::namespaced(client.clone(), &ns), ProtoApi::namespaced(client.clone(), &ns), "events")
-                    .await,
-            ),
+            same_in::<PodView>(&client, &ns, "pods").await,
+            same_in::<WorkloadView<Deployment>>(&client, &ns, "deployments").await,
+            same_in::<WorkloadView<ReplicaSet>>(&client, &ns, "replicasets").await,
+            same_in::<WorkloadView<StatefulSet>>(&client, &ns, "statefulsets").await,
+            same_in::<WorkloadView<Job>>(&client, &ns, "jobs").await,
+            same_in::<EventView>(&client, &ns, "events").await,
             ("nodes", same_views(Api::<NodeView>::all(client.clone()), ProtoApi::all(client.clone()), "nodes").await),
         ];
         eprintln!("views equal in protobuf and JSON: {counted:?}");
