@@ -5,9 +5,6 @@
 //! deadline came due while a worker was busy elsewhere and the step started late (p99 12-64 ms in
 //! `make bench-scenario-scale`). On a current-thread runtime of its own, with a client made there
 //! (so its connection is read there too), the timeline competes with the rest only for the CPU.
-//!
-//! [`Apart`] does the same for tasks that outlive one call (the collectors' watches): a
-//! current-thread runtime on a thread of its own, spawned on and awaited from anywhere.
 
 use std::future::Future;
 
@@ -55,44 +52,6 @@ where
     })
 }
 
-/// A current-thread runtime on a thread of its own for long-lived tasks: they, and the
-/// connections of a client made in one of them, run there, waking each other without waking
-/// the process's workers. The thread ends once the `Apart` is dropped and every task spawned
-/// through it has ended (so dropping it never cuts a task short).
-pub struct Apart {
-    handle: Handle,
-    /// One per task and one here: when the last goes, the thread's runtime stops.
-    alive: tokio::sync::mpsc::Sender<()>,
-}
-
-impl Apart {
-    /// Starts the thread `name`; an error when the runtime or the thread cannot be made.
-    pub fn start(name: &str) -> std::io::Result<Apart> {
-        let runtime = Builder::new_current_thread().enable_all().build()?;
-        let handle = runtime.handle().clone();
-        let (alive, mut gone) = tokio::sync::mpsc::channel::<()>(1);
-        std::thread::Builder::new().name(name.to_string()).spawn(move || {
-            // Nothing is sent: recv ends when every sender is dropped.
-            runtime.block_on(async move { while gone.recv().await.is_some() {} });
-        })?;
-        Ok(Apart { handle, alive })
-    }
-
-    /// Runs `task` on the thread.
-    pub fn spawn<F>(&self, task: F) -> tokio::task::JoinHandle<F::Output>
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        let alive = self.alive.clone();
-        self.handle.spawn(async move {
-            let out = task.await;
-            drop(alive);
-            out
-        })
-    }
-}
-
 /// A client for the thread's own runtime, made there (so its connection's tasks run there) from
 /// the kubeconfig `fallback` came from ([`crate::client::build`]), connected by one request
 /// before the first deadline; `fallback` when it cannot be made or reach the API server.
@@ -135,33 +94,6 @@ mod tests {
             run("rehearsal-test", |apart| async move { (apart, std::thread::current().name().map(str::to_string)) })
                 .await;
         assert_eq!(out.map(|o| o.0), Some(false));
-    }
-
-    #[tokio::test]
-    async fn apart_tasks_run_on_its_thread_and_it_ends_after_the_last() {
-        let apart = Apart::start("rehearsal-apart").unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let waiting = apart.spawn(async move {
-            let _ = rx.await;
-            // A timer and a spawned task work there.
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-            tokio::spawn(async { std::thread::current().name().map(str::to_string) }).await.ok().flatten()
-        });
-        let handle = apart.handle.clone();
-        drop(apart);
-        // Dropped, and its task still runs to its end.
-        tx.send(()).unwrap();
-        assert_eq!(waiting.await.unwrap().as_deref(), Some("rehearsal-apart"));
-        // Then the runtime stops: nothing more runs there.
-        let mut stopped = false;
-        for _ in 0..500 {
-            if handle.spawn(async {}).await.is_err() {
-                stopped = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        assert!(stopped, "the thread's runtime stopped after its last task");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

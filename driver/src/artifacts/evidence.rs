@@ -48,8 +48,6 @@ pub struct EvidenceSettings {
     pub audit_log: Option<PathBuf>,
     /// Where to receive the API server's audit webhook.
     pub audit_webhook_listen: Option<SocketAddr>,
-    /// The kubeconfig the run's client came from (None: inferred), for the collectors' own.
-    pub kubeconfig: Option<String>,
 }
 
 /// Why the evidence cannot be kept: the run must not start.
@@ -136,9 +134,7 @@ impl Evidence {
         let what = self.settings.collect.clone();
         let collect_any = what.events || what.pods || what.nodes || what.deployments;
         if collect_any {
-            let mut settings =
-                CollectSettings::new(self.dir().to_path_buf(), self.settings.scope.clone(), what.clone());
-            settings.kubeconfig = self.settings.kubeconfig.clone();
+            let settings = CollectSettings::new(self.dir().to_path_buf(), self.settings.scope.clone(), what.clone());
             match Collectors::start(client.clone(), settings).await {
                 Ok(c) => self.collectors = Some(c),
                 Err(e) => problems.push(format!("collectors not started: {e}")),

@@ -88,7 +88,6 @@ use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use self::proto_watch::ProtoApi;
-use crate::own_thread;
 use rehearsal_crds::keys::SIMULATION_LABEL;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -100,8 +99,6 @@ use self::view::{EventView, NodeView, PodView, WorkloadView};
 use self::watch::{Diff, Readiness, Tracker, WatchStats};
 use self::writer::FileStats;
 
-/// The collectors' thread.
-const COLLECT_THREAD: &str = "rehearsal-collect";
 /// Objects per page of the list a watch makes at stop (as the watcher's own lists).
 const FINAL_LIST_PAGE: u32 = 500;
 
@@ -156,15 +153,12 @@ pub struct CollectSettings {
     pub what: rehearsal_crds::Collect,
     /// Longest wait for every watch's first list before [`Collectors::start`] gives up.
     pub start_timeout: Duration,
-    /// The kubeconfig the caller's client came from (None: inferred): the watches run on a
-    /// thread of their own with a client made there from it.
-    pub kubeconfig: Option<String>,
 }
 
 impl CollectSettings {
     /// Settings with the default start timeout.
     pub fn new(dir: PathBuf, scope: Scope, what: rehearsal_crds::Collect) -> Self {
-        CollectSettings { dir, scope, what, start_timeout: START_TIMEOUT, kubeconfig: None }
+        CollectSettings { dir, scope, what, start_timeout: START_TIMEOUT }
     }
 }
 
@@ -287,30 +281,8 @@ struct WatchSlot {
     task: JoinHandle<WatchStats>,
 }
 
-/// Where the collectors' tasks run.
-enum Runner {
-    /// On a thread of their own ([`own_thread::Apart`]).
-    Apart(own_thread::Apart),
-    /// On the caller's runtime (the thread could not be made, or nothing is watched).
-    Here,
-}
-
-impl Runner {
-    fn spawn<F>(&self, task: F) -> JoinHandle<F::Output>
-    where
-        F: std::future::Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        match self {
-            Runner::Apart(apart) => apart.spawn(task),
-            Runner::Here => tokio::spawn(task),
-        }
-    }
-}
-
 /// The running collectors of one run.
 pub struct Collectors {
-    runner: Runner,
     stop: signal::Sender<bool>,
     files: Vec<FileSlot>,
     watches: Vec<WatchSlot>,
@@ -320,7 +292,7 @@ pub struct Collectors {
 impl Collectors {
     /// Starts every watch `settings` asks for; returns once each has done its first list.
     pub async fn start(client: kube::Client, settings: CollectSettings) -> Result<Collectors, CollectError> {
-        let CollectSettings { dir, scope, what, start_timeout, kubeconfig } = settings;
+        let CollectSettings { dir, scope, what, start_timeout } = settings;
         tokio::fs::create_dir_all(&dir).await.map_err(|source| CollectError::Folder { path: dir.clone(), source })?;
 
         // Discovery first, so a failure leaves no watch behind.
@@ -353,13 +325,8 @@ impl Collectors {
             notes.push(note);
         }
 
-        let (runner, client) = if what.events || what.pods || what.nodes || what.deployments {
-            apart(client, kubeconfig).await
-        } else {
-            (Runner::Here, client)
-        };
         let (stop, stop_rx) = signal::channel(false);
-        let mut c = Collectors { runner, stop, files: Vec::new(), watches: Vec::new(), notes };
+        let mut c = Collectors { stop, files: Vec::new(), watches: Vec::new(), notes };
         if what.pods {
             let file = c.open(&dir, files::PODS).await?;
             let (api, config) = match &scope {
@@ -450,7 +417,7 @@ impl Collectors {
     /// Stops every watch (after writing what is still arriving, at most a couple of seconds),
     /// flushes and closes the files, and says how each went.
     pub async fn stop(self) -> CollectReport {
-        let Collectors { runner, stop, files, watches, notes } = self;
+        let Collectors { stop, files, watches, notes } = self;
         stop.send_replace(true);
         let mut report = CollectReport {
             files: files
@@ -489,8 +456,6 @@ impl Collectors {
             r.records = stats.records;
             add_errors(r, stats.errors, stats.error_samples);
         }
-        // Every task has ended: the collectors' thread ends with it.
-        drop(runner);
         if report.errors() > 0 {
             tracing::warn!(%report, "collectors stopped with errors");
         } else {
@@ -504,7 +469,7 @@ impl Collectors {
         let path = dir.join(name);
         let file = writer::open(&path).await.map_err(|source| CollectError::File { path: path.clone(), source })?;
         let (lines, rx) = mpsc::channel(writer::CHANNEL_LINES);
-        let task = self.runner.spawn(writer::run(path.clone(), file, rx, writer::FLUSH_EVERY));
+        let task = tokio::spawn(writer::run(path.clone(), file, rx, writer::FLUSH_EVERY));
         self.files.push(FileSlot { name, path, lines: Some(lines), task });
         Ok(self.files.len().saturating_sub(1))
     }
@@ -572,7 +537,7 @@ impl Collectors {
     {
         let Some(lines) = self.files.get(file).and_then(|f| f.lines.clone()) else { return };
         let (ready_tx, ready) = signal::channel(Readiness::Listing(None));
-        let task = self.runner.spawn(watch::run(
+        let task = tokio::spawn(watch::run(
             name.to_string(),
             stream,
             tracker,
@@ -634,26 +599,6 @@ impl Collectors {
             })
             .collect();
         Err(CollectError::NotListed { timeout, pending })
-    }
-}
-
-/// The collectors' thread and a client made on it (its connection's tasks run there too), or the
-/// caller's runtime and client when either cannot be made (said in the log).
-async fn apart(client: kube::Client, kubeconfig: Option<String>) -> (Runner, kube::Client) {
-    let apart = match own_thread::Apart::start(COLLECT_THREAD) {
-        Ok(apart) => apart,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start the collectors' thread: they run on the process's workers");
-            return (Runner::Here, client);
-        }
-    };
-    let fallback = client.clone();
-    match apart.spawn(async move { own_thread::client(kubeconfig.as_deref(), &fallback).await }).await {
-        Ok(own) => (Runner::Apart(apart), own),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot make the collectors' client: they run on the process's workers");
-            (Runner::Here, client)
-        }
     }
 }
 
@@ -780,13 +725,8 @@ mod tests {
             })
         };
         let dir = tempfile::tempdir().unwrap();
-        let mut c = Collectors {
-            runner: Runner::Here,
-            stop: signal::channel(false).0,
-            files: Vec::new(),
-            watches: Vec::new(),
-            notes: Vec::new(),
-        };
+        let mut c =
+            Collectors { stop: signal::channel(false).0, files: Vec::new(), watches: Vec::new(), notes: Vec::new() };
         let file = c.open(dir.path(), files::PODS).await.unwrap();
         let lines = c.files[file].lines.take().unwrap();
         let scope = Scope::Prefix { prefix: "virtual".into(), simulation: None };
@@ -841,8 +781,7 @@ mod tests {
     #[tokio::test]
     async fn collectors_with_nothing_to_collect_stop_with_an_empty_report() {
         let (stop, _) = signal::channel(false);
-        let c =
-            Collectors { runner: Runner::Here, stop, files: Vec::new(), watches: Vec::new(), notes: vec!["n".into()] };
+        let c = Collectors { stop, files: Vec::new(), watches: Vec::new(), notes: vec!["n".into()] };
         let report = c.stop().await;
         assert_eq!(report, CollectReport { files: vec![], notes: vec!["n".into()] });
     }

@@ -243,8 +243,6 @@ fn evidence_settings(args: &ReplayArgs, sim: &Simulation) -> EvidenceSettings {
         },
         audit_log: args.audit.audit_log.clone(),
         audit_webhook_listen: args.audit.audit_webhook_listen,
-        // The replay's client is inferred too (KUBECONFIG, in-cluster, ~/.kube/config).
-        kubeconfig: None,
     }
 }
 

@@ -253,7 +253,6 @@ pub async fn play(settings: &Settings) -> Result<PlayReport, PlayError> {
         },
         audit_log: settings.audit_log.clone(),
         audit_webhook_listen: settings.audit_webhook_listen,
-        kubeconfig: settings.kubeconfig.clone(),
     };
     // S3 before anything is applied: a run whose evidence cannot be kept is not started.
     let mut evidence = match Evidence::prepare(evidence_settings).await {
