@@ -86,14 +86,13 @@ use k8s_openapi::api::batch::v1::Job;
 use kube::Resource;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::{WatchStreamExt, watcher};
-
-use self::proto_watch::ProtoApi;
 use rehearsal_crds::keys::SIMULATION_LABEL;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch as signal};
 use tokio::task::JoinHandle;
 
+use self::proto_watch::ProtoApi;
 use self::records::files;
 use self::view::{EventView, NodeView, PodView, WorkloadView};
 use self::watch::{Diff, Readiness, Tracker, WatchStats};

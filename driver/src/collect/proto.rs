@@ -67,26 +67,45 @@ pub enum ProtoError {
     },
 }
 
-/// `runtime.Unknown`: the envelope of every object (after [`MAGIC`]).
+/// `runtime.Unknown`: the envelope of every object (after [`MAGIC`]), its object only (its
+/// `typeMeta`, tag 1, is skipped: the caller knows what it asked for).
 #[derive(Clone, PartialEq, Message)]
-pub struct Unknown {
-    /// Kind and apiVersion of `raw`.
-    #[prost(message, optional, tag = "1")]
-    pub type_meta: Option<TypeMeta>,
-    /// The object.
+struct Unknown {
     #[prost(bytes = "bytes", optional, tag = "2")]
-    pub raw: Option<Bytes>,
+    raw: Option<Bytes>,
+}
+
+/// `runtime.Unknown` whole, as the API server writes it: how tests make its bytes.
+#[cfg(test)]
+#[derive(Clone, PartialEq, Message)]
+struct FullUnknown {
+    #[prost(message, optional, tag = "1")]
+    type_meta: Option<TypeMeta>,
+    #[prost(bytes = "bytes", optional, tag = "2")]
+    raw: Option<Bytes>,
 }
 
 /// `TypeMeta`.
+#[cfg(test)]
 #[derive(Clone, PartialEq, Message)]
-pub struct TypeMeta {
-    /// Kind.
+struct TypeMeta {
     #[prost(string, optional, tag = "1")]
-    pub kind: Option<String>,
-    /// apiVersion.
+    kind: Option<String>,
     #[prost(string, optional, tag = "2")]
-    pub api_version: Option<String>,
+    api_version: Option<String>,
+}
+
+/// `msg` as the API server sends it: [`MAGIC`], then a `runtime.Unknown` of `kind` holding it
+/// (no `typeMeta` when `kind` is None).
+#[cfg(test)]
+pub fn wrapped(kind: Option<&str>, msg: &impl Message) -> Bytes {
+    let unknown = FullUnknown {
+        type_meta: kind.map(|k| TypeMeta { kind: Some(k.into()), api_version: Some("v1".into()) }),
+        raw: Some(msg.encode_to_vec().into()),
+    };
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(unknown.encode_to_vec());
+    bytes.into()
 }
 
 /// `meta/v1.WatchEvent`: one frame of a watch.
@@ -456,15 +475,14 @@ pub struct List<T: Message + Default + std::fmt::Debug> {
     pub items: Vec<T>,
 }
 
-/// The bytes of a protobuf object with its [`MAGIC`]: its kind and its own bytes.
-pub fn unwrap(bytes: Bytes) -> Result<(Option<String>, Bytes), ProtoError> {
+/// The object's own bytes inside a protobuf object with its [`MAGIC`].
+pub fn unwrap(bytes: Bytes) -> Result<Bytes, ProtoError> {
     if !bytes.starts_with(MAGIC) {
         return Err(ProtoError::NoMagic { len: bytes.len() });
     }
     let unknown = Unknown::decode(bytes.slice(MAGIC.len()..))
         .map_err(|source| ProtoError::Decode { what: "runtime.Unknown", source })?;
-    let kind = unknown.type_meta.and_then(|t| t.kind);
-    Ok((kind, unknown.raw.unwrap_or_default()))
+    Ok(unknown.raw.unwrap_or_default())
 }
 
 /// Decodes `M` from `raw`, naming `what` on failure.
@@ -785,17 +803,6 @@ impl<K: WorkloadTags + k8s_openapi::Resource> Protobuf for WorkloadView<K> {
 mod tests {
     use super::*;
 
-    /// `msg` as the API server sends it: the magic, then an `Unknown` holding it.
-    fn wrapped(kind: &str, msg: &impl Message) -> Bytes {
-        let unknown = Unknown {
-            type_meta: Some(TypeMeta { kind: Some(kind.into()), api_version: Some("v1".into()) }),
-            raw: Some(msg.encode_to_vec().into()),
-        };
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend(unknown.encode_to_vec());
-        bytes.into()
-    }
-
     fn meta(name: &str) -> Option<Meta> {
         Some(Meta {
             name: Some(name.into()),
@@ -830,9 +837,8 @@ mod tests {
                 init_container_statuses: vec![],
             }),
         };
-        let (kind, raw) = unwrap(wrapped("Pod", &pod)).unwrap();
-        assert_eq!(kind.as_deref(), Some("Pod"));
-        let view = PodView::decode(raw).unwrap();
+        // The envelope's typeMeta is skipped on the way to the object.
+        let view = PodView::decode(unwrap(wrapped(Some("Pod"), &pod)).unwrap()).unwrap();
         assert_eq!(view.metadata.name.as_deref(), Some("web-1"));
         assert_eq!(view.metadata.namespace, None, "empty: left out as in JSON");
         assert!(view.metadata.labels.is_none() && view.metadata.owner_references.is_none());

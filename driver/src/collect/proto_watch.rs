@@ -80,7 +80,7 @@ where
     pub async fn list(&self, lp: &ListParams) -> Result<(Vec<K>, ListMeta), kube::Error> {
         let req = self.request.list(lp).map_err(kube::Error::BuildRequest)?;
         let body = send(&self.client, req).await?.into_body().collect_bytes().await?;
-        let decoded = proto::unwrap(body).and_then(|(_, raw)| K::decode_list(raw));
+        let decoded = proto::unwrap(body).and_then(K::decode_list);
         decoded.map_err(read_error)
     }
 
@@ -121,7 +121,7 @@ async fn send(
 
 /// The Status an error answer holds, else its text (a proxy's page) with the HTTP code.
 fn api_status(http_code: u16, bytes: Bytes) -> Status {
-    match proto::unwrap(bytes.clone()).and_then(|(_, raw)| proto::decode::<proto::Status>(raw, "Status")) {
+    match proto::unwrap(bytes.clone()).and_then(|raw| proto::decode::<proto::Status>(raw, "Status")) {
         Ok(s) => status_of(s, http_code),
         Err(_) => Status::failure(String::from_utf8_lossy(&bytes).trim(), "").with_code(http_code),
     }
@@ -189,7 +189,7 @@ fn framing(message: String) -> kube::Error {
 fn change<K: Protobuf>(frame: Bytes) -> Result<Change<K>, ProtoError> {
     let event: proto::WatchEvent = proto::decode(frame, "WatchEvent")?;
     let raw = event.object.and_then(|o| o.raw).unwrap_or_default();
-    let (_, raw) = proto::unwrap(raw)?;
+    let raw = proto::unwrap(raw)?;
     match event.type_.as_deref().unwrap_or_default() {
         "ADDED" | "MODIFIED" => Ok(Change::Apply(K::decode(raw)?)),
         "DELETED" => Ok(Change::Delete(K::decode(raw)?)),
@@ -334,7 +334,7 @@ fn is_decode(e: &kube::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collect::proto::{MAGIC, RawExtension, TypeMeta, Unknown};
+    use crate::collect::proto::{RawExtension, wrapped};
     use crate::collect::view::PodView;
     use prost::Message;
 
@@ -381,13 +381,8 @@ mod tests {
     }
 
     fn event(type_: &str, kind: &str, object: &impl Message) -> Bytes {
-        let unknown = Unknown {
-            type_meta: Some(TypeMeta { kind: Some(kind.into()), api_version: Some("v1".into()) }),
-            raw: Some(object.encode_to_vec().into()),
-        };
-        let mut raw = MAGIC.to_vec();
-        raw.extend(unknown.encode_to_vec());
-        proto::WatchEvent { type_: Some(type_.into()), object: Some(RawExtension { raw: Some(raw.into()) }) }
+        let raw = wrapped(Some(kind), object);
+        proto::WatchEvent { type_: Some(type_.into()), object: Some(RawExtension { raw: Some(raw) }) }
             .encode_to_vec()
             .into()
     }
@@ -420,9 +415,7 @@ mod tests {
             reason: Some("Forbidden".into()),
             code: Some(403),
         };
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend(Unknown { type_meta: None, raw: Some(forbidden.encode_to_vec().into()) }.encode_to_vec());
-        let s = api_status(403, bytes.into());
+        let s = api_status(403, wrapped(None, &forbidden));
         assert_eq!((s.code, s.reason.as_str(), s.message.as_str()), (403, "Forbidden", "pods is forbidden"));
         let s = api_status(502, Bytes::from_static(b"<html>bad gateway</html>\n"));
         assert_eq!((s.code, s.message.as_str()), (502, "<html>bad gateway</html>"));
