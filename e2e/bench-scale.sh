@@ -5,7 +5,8 @@
 #   2. a generated trace of 500 Deployments of 20 replicas (10,000 pods; 50 of them with pods
 #      that complete after 20 s and are replaced) replayed at speed 10 with the collectors on:
 #      replay lateness, time until every pod was Running, pods scheduled per second, CPU and
-#      peak memory of every component and of the driver, cleanup time, and what was left.
+#      peak memory of every component and of the driver, cleanup time, and what was left;
+#   3. `rehearsal-driver report` of that run's folder (issue 10): its time and peak memory.
 # Needs a sandbox with 1,000 virtual nodes: `make bench-scale` starts one
 # (REHEARSAL_VIRTUAL_NODES=1000) when none is up; a sandbox already up with fewer nodes is
 # refused. REHEARSAL_SCALE_DEPLOYMENTS / _REPLICAS / _SPEED shrink it (e.g. a smoke run).
@@ -239,4 +240,28 @@ if s.get("clock") and os.environ.get("REHEARSAL_AUDIT_LOG"):
         record("scale", f"cleanup.refused.{who}", total["refused"], "requests", "lower", note="answered 404 or 409")
 print(f"left behind: {left_ns} namespaces, {left_pods} pods, {left_roots} SimulationRoots")
 record("scale", "left.objects", left_ns + left_pods + left_roots, "objects", "lower", goal="<=0")
+PY
+
+# `rehearsal-driver report` of this run's folder (issue 10's benchmark: the report of a run of
+# 10,000 pods): summary.json and report.html rebuilt from its JSON lines, three times, medians.
+folder=$LOG_DIR/$sim/0
+for i in 1 2 3; do
+  /usr/bin/time -f '%e %M' -o "$work/time-report-$i" "$driver" report "$folder" >/dev/null
+done
+python3 - "$work" "$folder" <<'PY'
+import json, os, statistics, sys
+sys.path.insert(0, "e2e")
+from bench_results import record
+work, folder = sys.argv[1], sys.argv[2]
+runs = [[float(x) for x in open(f"{work}/time-report-{i}").read().split("\n")[-2].split()] for i in (1, 2, 3)]
+secs, rss = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs) / 1024
+pods = json.load(open(os.path.join(folder, "summary.json")))["pods"]["total"]
+lines = sum(1 for _ in open(os.path.join(folder, "pods.jsonl")))
+size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder) if f.endswith(".jsonl"))
+print(f"report of the run ({pods} pods, {lines} lines in pods.jsonl, {size / 2**20:.0f} MiB of JSON lines): "
+      f"{secs:.2f} s, peak RSS {rss:.0f} MiB (medians of 3: {', '.join(f'{r[0]:.2f}' for r in runs)} s)")
+note = f"rehearsal-driver report of the run's folder, median of 3; {lines} pod lines, {size / 2**20:.0f} MiB of JSON lines"
+record("scale", "report.pods", pods, "pods", "none")
+record("scale", "report.seconds", round(secs, 2), "s", "lower", note=note)
+record("scale", "report.peak_rss_mib", round(rss, 1), "MiB", "lower", note=note)
 PY
