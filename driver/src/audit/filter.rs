@@ -21,10 +21,7 @@ pub struct AuditScope {
 impl AuditScope {
     fn namespace_is_ours(&self, ns: &str) -> bool {
         self.namespaces.iter().any(|n| n == ns)
-            || self
-                .namespace_prefix
-                .as_ref()
-                .is_some_and(|p| ns.strip_prefix(p.as_str()).is_some_and(|r| r.starts_with('-')))
+            || self.namespace_prefix.as_deref().is_some_and(|p| crate::collect::has_prefix(p, ns))
     }
 
     /// The byte search [`LineFilter::may_keep`] makes for this run, built once.

@@ -124,12 +124,14 @@ impl Scope {
     pub fn contains(&self, namespace: &str) -> bool {
         match self {
             Scope::Namespace(ns) => ns == namespace,
-            Scope::Prefix { prefix, .. } => namespace
-                .strip_prefix(prefix.as_str())
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|r| !r.is_empty()),
+            Scope::Prefix { prefix, .. } => has_prefix(prefix, namespace),
         }
     }
+}
+
+/// Whether `namespace` is one of prefix `prefix`'s virtual namespaces: `<prefix>-<something>`.
+pub fn has_prefix(prefix: &str, namespace: &str) -> bool {
+    namespace.strip_prefix(prefix).and_then(|rest| rest.strip_prefix('-')).is_some_and(|r| !r.is_empty())
 }
 
 impl fmt::Display for Scope {
