@@ -3,9 +3,10 @@
 //!
 //! Deployments, pods and nodes are listed in protobuf, a page of [`PAGE`] at a time, each page
 //! turned into the snapshot's few fields before the next is asked for: a snapshot holds one
-//! page's bytes, not the whole list's. Listed unpaged in JSON, 4,500 pods and 1,000 nodes were
-//! ~25 MB of text per snapshot, 8 snapshots at once, and the scenario driver's peak RSS 244 MiB
-//! (`make bench-scenario-scale`). PodDisruptionBudgets (a few per namespace) stay in JSON.
+//! page's bytes, not the whole list's. Listed unpaged in JSON (up to 8 snapshots at once, each
+//! ~3,000-4,000 pods and 1,001 nodes), the scenario driver's peak RSS was 227 MiB in
+//! `make bench-scenario-scale`; paged in protobuf, 135 MiB. PodDisruptionBudgets (a few per
+//! namespace) stay in JSON.
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
