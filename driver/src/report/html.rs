@@ -94,7 +94,15 @@ pub fn report(s: &Summary, data: &PlotData) -> String {
     if let Some(p) = &s.pods {
         figure(&mut h, plots::pods_by_phase(&runs));
         h.push_str("<h3>Latency from creation (ms)</h3>");
+        h.push_str("<p>API server times (creationTimestamp, lastTransitionTime), whole seconds, as kube-burner measures them.</p>");
         latency_table(&mut h, &p.latency_ms);
+        if !p.observed_latency_ms.is_empty() {
+            h.push_str("<h3>Latency from creation as the collectors saw it (ms)</h3>");
+            h.push_str(
+                "<p>Watch times, microseconds: when the pod's creation and each condition reached the collectors.</p>",
+            );
+            latency_table(&mut h, &p.observed_latency_ms);
+        }
         figure(&mut h, plots::latency_cdf(&runs));
         figure(&mut h, plots::latency_histograms(&run));
         let t = &p.scheduling_throughput;

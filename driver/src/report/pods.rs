@@ -1,6 +1,8 @@
 //! Pod figures from `pods.jsonl`: latencies per condition as kube-burner measures them
-//! (creationTimestamp to the condition's first True, both API server times), pods by phase
-//! and pending over time, and scheduling throughput. State is kept per live pod and dropped
+//! (creationTimestamp to the condition's first True, both API server times, whole seconds),
+//! the same latencies as the collectors saw them (watch times, microseconds: on virtual nodes a
+//! pod is often Ready within the second it was created, where the first figure reads 0), pods
+//! by phase and pending over time, and scheduling throughput. State is kept per live pod and dropped
 //! when the pod is deleted; what outlives it is its latencies (a few numbers per pod, needed
 //! for exact quantiles).
 
@@ -32,8 +34,12 @@ pub const MAX_UNMEASURED: f64 = 0.10;
 #[derive(Debug, Default)]
 struct PodState {
     created_us: Option<i64>,
+    /// When the collectors saw the pod's creation (`t` of its `created` record).
+    created_seen_us: Option<i64>,
     phase: usize,
     conditions: [Option<i64>; 5],
+    /// When the collectors saw each condition first True.
+    conditions_seen: [Option<i64>; 5],
     scheduled_counted: bool,
     evicted: bool,
     failed: bool,
@@ -48,6 +54,9 @@ pub struct PodAnalysis {
     latencies: [Vec<f64>; 5],
     unmeasured: [u64; 5],
     with_created: u64,
+    /// The same, by the collectors' watch times, for the pods whose creation they saw.
+    observed: [Vec<f64>; 5],
+    with_created_seen: u64,
     /// Pods by phase over time.
     pub phases: Series,
     pending_peak: i64,
@@ -71,6 +80,8 @@ impl Default for PodAnalysis {
             latencies: Default::default(),
             unmeasured: [0; 5],
             with_created: 0,
+            observed: Default::default(),
+            with_created_seen: 0,
             phases: Series::new(PHASES),
             pending_peak: 0,
             pending_peak_at: None,
@@ -117,19 +128,25 @@ impl PodAnalysis {
             PodChange::Created => {
                 if state.created_us.is_none() {
                     state.created_us = at;
+                    state.created_seen_us = Some(t);
                 }
             }
             PodChange::Scheduled => {
                 if state.conditions[0].is_none() {
                     state.conditions[0] = at;
                 }
+                state.conditions_seen[0].get_or_insert(t);
             }
             PodChange::Condition => {
-                if let Some(i) = r.condition.as_deref().and_then(|c| CONDITIONS.iter().position(|x| *x == c))
-                    && let Some(slot) = state.conditions.get_mut(i)
-                    && slot.is_none()
-                {
-                    *slot = at;
+                if let Some(i) = r.condition.as_deref().and_then(|c| CONDITIONS.iter().position(|x| *x == c)) {
+                    if let Some(slot) = state.conditions.get_mut(i)
+                        && slot.is_none()
+                    {
+                        *slot = at;
+                    }
+                    if let Some(seen) = state.conditions_seen.get_mut(i) {
+                        seen.get_or_insert(t);
+                    }
                 }
             }
             PodChange::Phase => {
@@ -200,6 +217,20 @@ impl PodAnalysis {
                 None => self.unmeasured[i] = self.unmeasured[i].saturating_add(1),
             }
         }
+        // By watch times only for pods created once the collectors were watching (from the
+        // second of their first record): a pod they found already there was seen created and
+        // ready at once.
+        let watching_since = self.first_us.map(|f| f.saturating_sub(f.rem_euclid(1_000_000)));
+        if let (Some(seen), Some(since)) = (state.created_seen_us, watching_since)
+            && created >= since
+        {
+            self.with_created_seen = self.with_created_seen.saturating_add(1);
+            for (i, at) in state.conditions_seen.iter().enumerate() {
+                if let Some(at) = at {
+                    self.observed[i].push(ms_between(seen, *at));
+                }
+            }
+        }
     }
 
     /// The figures over the window [`start`, `end`] (µs), and the sorted latencies per
@@ -229,20 +260,25 @@ impl PodAnalysis {
             }
         }
         let mut latency_ms = Vec::new();
+        let mut observed_latency_ms = Vec::new();
         let mut sorted_out = Vec::new();
         for (i, condition) in CONDITIONS.iter().enumerate() {
             let mut values = std::mem::take(&mut self.latencies[i]);
+            let mut observed = std::mem::take(&mut self.observed[i]);
             if i == READY_TO_START && values.is_empty() {
                 continue;
             }
             values.sort_by(f64::total_cmp);
+            observed.sort_by(f64::total_cmp);
             latency_ms.push(condition_latency(condition, self.with_created, &values, "pods"));
+            observed_latency_ms.push(condition_latency(condition, self.with_created_seen, &observed, "pods"));
             sorted_out.push(((*condition).to_string(), values));
         }
         let figures = PodFigures {
             total: self.total,
             phases_at_end,
             latency_ms,
+            observed_latency_ms,
             pending: Pending { peak: self.pending_peak, peak_at: self.pending_peak_at.map(rfc3339), mean },
             scheduling_throughput: throughput(&self.windows),
         };

@@ -200,6 +200,9 @@ pub struct PodFigures {
     pub phases_at_end: BTreeMap<String, i64>,
     /// Creation to each condition's first True, kube-burner style.
     pub latency_ms: Vec<ConditionLatency>,
+    /// The same by the collectors' watch times (schema 1.1; empty in older summaries).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observed_latency_ms: Vec<ConditionLatency>,
     /// Pods in phase Pending over time.
     pub pending: Pending,
     /// Pods scheduled per second in 5 s windows.

@@ -126,6 +126,56 @@ fn pod_latencies_pending_and_throughput() {
 }
 
 #[test]
+fn latencies_by_watch_times_for_pods_created_while_watching() {
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |ms: i64| json!({"at": t(ms)});
+    let cond = |c: &str, ms: i64| json!({"condition": c, "at": t(ms)});
+    lines(
+        tmp.path(),
+        "pods.jsonl",
+        &[
+            // Pod 1 was there before the collectors: found created, scheduled and Ready at once.
+            pod(100, "created", 1, at(-60_000)),
+            pod(100, "scheduled", 1, json!({"at": t(-59_000), "node": "n"})),
+            pod(100, "condition", 1, cond("Ready", -58_000)),
+            // Pods 2 and 3: scheduled and Ready within their creation's second by the API
+            // server's times (0 ms), 40 / 250 ms and 20 / 995 ms by when the collectors saw it.
+            pod(1100, "created", 2, at(1000)),
+            pod(1140, "scheduled", 2, json!({"at": t(1000), "node": "n"})),
+            pod(1350, "condition", 2, cond("Ready", 1000)),
+            pod(2010, "created", 3, at(2000)),
+            pod(2030, "scheduled", 3, json!({"at": t(2000), "node": "n"})),
+            pod(3005, "condition", 3, cond("Ready", 3000)),
+        ],
+    );
+    let out = analyse(tmp.path(), &facts(RunKind::Replay)).unwrap();
+    let pods = out.summary.pods.as_ref().unwrap();
+    let by = |list: &[summary::ConditionLatency], c: &str| list.iter().find(|l| l.condition == c).cloned().unwrap();
+
+    let q = by(&pods.latency_ms, "PodScheduled").quantiles.unwrap();
+    assert_eq!((q.count, q.p50, q.max), (3, 0.0, 1000.0), "API server times: whole seconds");
+    let q = by(&pods.latency_ms, "Ready").quantiles.unwrap();
+    assert_eq!((q.count, q.p50, q.max), (3, 1000.0, 2000.0));
+
+    let scheduled = by(&pods.observed_latency_ms, "PodScheduled");
+    assert_eq!((scheduled.total, scheduled.measured), (2, 2), "pod 1 was not seen created");
+    let q = scheduled.quantiles.unwrap();
+    assert_eq!((q.p50, q.max, q.avg), (20.0, 40.0, 30.0));
+    let q = by(&pods.observed_latency_ms, "Ready").quantiles.unwrap();
+    assert_eq!((q.count, q.p50, q.max, q.avg), (2, 250.0, 995.0, 622.5));
+
+    let v = serde_json::to_value(&out.summary).unwrap();
+    assert_eq!(v["pods"]["observed_latency_ms"][0]["quantiles"]["max"], json!(40.0));
+    let page = html::report(&out.summary, &out.plots);
+    assert!(page.contains("as the collectors saw it"), "the report shows both tables");
+    // A summary written before 1.1 (no such field) still reads.
+    let mut old = v.clone();
+    old["pods"].as_object_mut().unwrap().remove("observed_latency_ms");
+    let read: Summary = serde_json::from_value(old).unwrap();
+    assert!(read.pods.unwrap().observed_latency_ms.is_empty());
+}
+
+#[test]
 fn throughput_counts_empty_windows_between() {
     let tmp = tempfile::tempdir().unwrap();
     // 3 pods in [0,5), none in [5,10) and [10,15), 1 in [15,20): windows 0.6, 0, 0, 0.2 pods/s.
@@ -478,7 +528,10 @@ fn rebuild_keeps_the_facts_and_refuses_newer_summaries() {
     v["schema_version"] = json!("2.0");
     std::fs::write(&first.summary_path, v.to_string()).unwrap();
     let err = rebuild(tmp.path()).unwrap_err().to_string();
-    assert!(err.contains("schema version 2.0, newer than the 1.0"), "{err}");
+    assert!(
+        err.contains(&format!("schema version 2.0, newer than the {}", crate::collect::records::SCHEMA_VERSION)),
+        "{err}"
+    );
 
     // The scenario player's own summary.json gives its facts.
     let legacy = tempfile::tempdir().unwrap();

@@ -177,46 +177,53 @@ async fn a_replay_leaves_every_file_and_its_summary_agrees_with_its_lines() {
     assert_eq!(summary["run"]["result"], "succeeded", "{}", summary["run"]);
     assert_eq!(summary["inputs"]["bad_lines_total"], 0);
 
-    // Pod latencies recomputed from pods.jsonl: creationTimestamp to each condition's first True.
+    // Pod latencies recomputed from pods.jsonl: creation to each condition's first True, by the
+    // API server's times (`at`, kube-burner's figure) and by the collectors' (`t`).
     let pods = lines(&folder.join("pods.jsonl"));
-    let mut created: BTreeMap<String, i64> = BTreeMap::new();
-    let mut reached: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for r in &pods {
-        let uid = r["uid"].as_str().expect("uid").to_string();
-        match r["change"].as_str() {
-            Some("created") => {
-                created.insert(uid, micros(r["at"].as_str().expect("created at")));
+    for (figure, time) in [("latency_ms", "at"), ("observed_latency_ms", "t")] {
+        let mut created: BTreeMap<String, i64> = BTreeMap::new();
+        let mut reached: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for r in &pods {
+            let uid = r["uid"].as_str().expect("uid").to_string();
+            let when = || micros(r[time].as_str().unwrap_or_else(|| panic!("{time} of {r}")));
+            match r["change"].as_str() {
+                Some("created") => {
+                    created.insert(uid, when());
+                }
+                Some("scheduled") => {
+                    reached.entry((uid, "PodScheduled".into())).or_insert_with(when);
+                }
+                Some("condition") => {
+                    let c = r["condition"].as_str().expect("condition").to_string();
+                    reached.entry((uid, c)).or_insert_with(when);
+                }
+                _ => {}
             }
-            Some("scheduled") => {
-                reached.entry((uid, "PodScheduled".into())).or_insert_with(|| micros(r["at"].as_str().expect("at")));
-            }
-            Some("condition") => {
-                let c = r["condition"].as_str().expect("condition").to_string();
-                reached.entry((uid, c)).or_insert_with(|| micros(r["at"].as_str().expect("at")));
-            }
-            _ => {}
         }
-    }
-    assert_eq!(created.len(), 4, "the trace's four pods: {pods:?}");
-    for condition in ["PodScheduled", "Ready"] {
-        let mut ms: Vec<f64> = created
-            .iter()
-            .filter_map(|(uid, c)| {
-                reached.get(&(uid.clone(), condition.into())).map(|r| ((r - c).max(0)) as f64 / 1000.0)
-            })
-            .collect();
-        ms.sort_by(f64::total_cmp);
-        assert_eq!(ms.len(), 4, "{condition} reached by every pod");
-        let entry = summary["pods"]["latency_ms"]
-            .as_array()
-            .expect("latency_ms")
-            .iter()
-            .find(|e| e["condition"] == condition)
-            .unwrap_or_else(|| panic!("no {condition} in summary.json"));
-        let q = &entry["quantiles"];
-        for (name, want) in [("p50", quantile(&ms, 0.5)), ("p99", quantile(&ms, 0.99)), ("max", ms[3])] {
-            let got = q[name].as_f64().expect("a figure");
-            assert!((got - want).abs() < 0.01, "{condition} {name}: summary {got} ms, pods.jsonl {want} ms");
+        assert_eq!(created.len(), 4, "the trace's four pods: {pods:?}");
+        for condition in ["PodScheduled", "Ready"] {
+            let mut ms: Vec<f64> = created
+                .iter()
+                .filter_map(|(uid, c)| {
+                    reached.get(&(uid.clone(), condition.into())).map(|r| ((r - c).max(0)) as f64 / 1000.0)
+                })
+                .collect();
+            ms.sort_by(f64::total_cmp);
+            assert_eq!(ms.len(), 4, "{condition} reached by every pod");
+            let entry = summary["pods"][figure]
+                .as_array()
+                .unwrap_or_else(|| panic!("no {figure} in summary.json"))
+                .iter()
+                .find(|e| e["condition"] == condition)
+                .unwrap_or_else(|| panic!("no {condition} in {figure}"));
+            let q = &entry["quantiles"];
+            for (name, want) in [("p50", quantile(&ms, 0.5)), ("p99", quantile(&ms, 0.99)), ("max", ms[3])] {
+                let got = q[name].as_f64().expect("a figure");
+                assert!(
+                    (got - want).abs() < 0.01,
+                    "{figure} {condition} {name}: summary {got} ms, pods.jsonl {want} ms"
+                );
+            }
         }
     }
 
