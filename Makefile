@@ -46,10 +46,11 @@ crds:
 fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-30} $(CARGO) test -p rehearsal-driver --test fuzz -- --nocapture --test-threads 1
 
-## lint: formatting check and clippy with warnings denied
+## lint: formatting check, clippy and rustdoc (private items too) with warnings denied
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --workspace --document-private-items
 
 fmt:
 	$(CARGO) fmt --all

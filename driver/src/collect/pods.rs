@@ -26,7 +26,7 @@ pub struct PodState {
     uid: String,
     /// Bound to a node (written).
     scheduled: bool,
-    /// Bit i: CONDITIONS[i] has been True (written).
+    /// Bit i: `CONDITIONS[i]` has been True (written).
     conditions: u8,
     phase: Option<String>,
     deleting: bool,

@@ -114,7 +114,7 @@ pub struct WatchEvent {
     /// ADDED, MODIFIED, DELETED, BOOKMARK or ERROR.
     #[prost(string, optional, tag = "1")]
     pub type_: Option<String>,
-    /// The object, an [`Unknown`] with its [`MAGIC`] (a `Status` for ERROR).
+    /// The object, an `Unknown` with its [`MAGIC`] (a `Status` for ERROR).
     #[prost(message, optional, tag = "2")]
     pub object: Option<RawExtension>,
 }

@@ -5,7 +5,7 @@
 //!
 //! Why not kube-runtime's own: its watcher reads JSON only (the API mode that would let it ask
 //! for protobuf is private in kube 5). Its events and errors are kept (`watcher::Event`,
-//! `watcher::Error`), so [`super::watch::run`], the tracker and kube-runtime's backoff take this
+//! `watcher::Error`), so `watch::run`, the tracker and kube-runtime's backoff take this
 //! stream as they take the JSON one.
 //!
 //! One difference: an object that cannot be decoded ends the watch and lists again (the error

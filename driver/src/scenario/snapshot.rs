@@ -1,7 +1,7 @@
 //! What the cluster looked like after a step: a few list calls, made once the step's actions
 //! finished, kept to the fields that tell how the scenario went (not a full dump).
 //!
-//! Deployments, pods and nodes are listed in protobuf, a page of [`PAGE`] at a time, each page
+//! Deployments, pods and nodes are listed in protobuf, a page of `PAGE` (500) at a time, each page
 //! turned into the snapshot's few fields before the next is asked for: a snapshot holds one
 //! page's bytes, not the whole list's. Listed unpaged in JSON (up to 8 snapshots at once, each
 //! ~3,000-4,000 pods and 1,001 nodes), the scenario driver's peak RSS was 227 MiB in
