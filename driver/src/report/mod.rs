@@ -280,7 +280,7 @@ pub struct PlotData {
     pub workloads: Vec<(String, Series)>,
     /// Workloads not plotted.
     pub workloads_left_out: u64,
-    /// Per condition, the latencies (ms) sorted.
+    /// Per condition, the latencies (ms) by the collectors' watch times, sorted.
     pub latencies: Vec<(String, Vec<f64>)>,
     /// Node readiness latencies (ms) sorted.
     pub node_readiness: Vec<f64>,

@@ -307,7 +307,13 @@ pub fn latency_cdf(runs: &[Run<'_>]) -> Plot {
             });
         }
     }
-    line_chart("Pod latency: share of pods within", "milliseconds since creation", "% of pods", x_max * 1.02, &lines)
+    line_chart(
+        "Pod latency (as the collectors saw it): share of pods within",
+        "milliseconds since creation",
+        "% of pods",
+        x_max * 1.02,
+        &lines,
+    )
 }
 
 /// At most 400 steps of the empirical distribution of sorted values, as (value, percent).

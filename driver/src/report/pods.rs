@@ -233,7 +233,7 @@ impl PodAnalysis {
         }
     }
 
-    /// The figures over the window [`start`, `end`] (µs), and the sorted latencies per
+    /// The figures over the window [`start`, `end`] (µs), and the sorted watch-time latencies per
     /// condition reported (for the plots).
     pub fn finish_all(mut self, window: Option<(i64, i64)>) -> (PodFigures, Vec<(String, Vec<f64>)>, Series) {
         let live: Vec<PodState> = self.live.drain().map(|(_, s)| s).collect();
@@ -272,7 +272,9 @@ impl PodAnalysis {
             observed.sort_by(f64::total_cmp);
             latency_ms.push(condition_latency(condition, self.with_created, &values, "pods"));
             observed_latency_ms.push(condition_latency(condition, self.with_created_seen, &observed, "pods"));
-            sorted_out.push(((*condition).to_string(), values));
+            // The plots draw the watch times: whole seconds would put every pod of a fast
+            // cluster at 0.
+            sorted_out.push(((*condition).to_string(), observed));
         }
         let figures = PodFigures {
             total: self.total,

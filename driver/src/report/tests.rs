@@ -166,6 +166,8 @@ fn latencies_by_watch_times_for_pods_created_while_watching() {
 
     let v = serde_json::to_value(&out.summary).unwrap();
     assert_eq!(v["pods"]["observed_latency_ms"][0]["quantiles"]["max"], json!(40.0));
+    let plotted = out.plots.latencies.iter().find(|(c, _)| c == "Ready").map(|(_, v)| v.clone());
+    assert_eq!(plotted, Some(vec![250.0, 995.0]), "the plots draw the watch times");
     let page = html::report(&out.summary, &out.plots);
     assert!(page.contains("as the collectors saw it"), "the report shows both tables");
     // A summary written before 1.1 (no such field) still reads.
