@@ -45,6 +45,21 @@ struct PodState {
     failed: bool,
 }
 
+impl PodState {
+    /// `CONDITIONS[i]` seen True, at `at` by the API server (kept until one is known) and at
+    /// `t` by the collectors (the first only).
+    fn reached(&mut self, i: usize, at: Option<i64>, t: i64) {
+        if let Some(slot) = self.conditions.get_mut(i)
+            && slot.is_none()
+        {
+            *slot = at;
+        }
+        if let Some(seen) = self.conditions_seen.get_mut(i) {
+            seen.get_or_insert(t);
+        }
+    }
+}
+
 /// Pod figures being read.
 #[derive(Debug)]
 pub struct PodAnalysis {
@@ -131,22 +146,10 @@ impl PodAnalysis {
                     state.created_seen_us = Some(t);
                 }
             }
-            PodChange::Scheduled => {
-                if state.conditions[0].is_none() {
-                    state.conditions[0] = at;
-                }
-                state.conditions_seen[0].get_or_insert(t);
-            }
+            PodChange::Scheduled => state.reached(0, at, t),
             PodChange::Condition => {
                 if let Some(i) = r.condition.as_deref().and_then(|c| CONDITIONS.iter().position(|x| *x == c)) {
-                    if let Some(slot) = state.conditions.get_mut(i)
-                        && slot.is_none()
-                    {
-                        *slot = at;
-                    }
-                    if let Some(seen) = state.conditions_seen.get_mut(i) {
-                        seen.get_or_insert(t);
-                    }
+                    state.reached(i, at, t);
                 }
             }
             PodChange::Phase => {
