@@ -48,8 +48,10 @@
 //! watch is retried with kube-runtime's backoff: it resumes from its resourceVersion when it can
 //! (no gap), and when the API server answers 410 Gone it lists everything again; each listed
 //! object is diffed with what was known, so only what changed meanwhile is written, and objects
-//! missing from the list get `deleted`. One warning when a watch is lost, one info line when it
-//! is back; the report counts restarts, re-lists and errors per file. An object created and
+//! missing from the list get `deleted`. A lost watch not heard from again when the run ends
+//! (still backing off, or resumed with nothing to deliver) is brought up to date the same way by
+//! the list made at stop. One warning when a watch is lost, one info line when it is back; the
+//! report counts restarts, re-lists and errors per file. An object created and
 //! deleted entirely while a watch was down cannot be seen by anyone and is not recorded.
 //!
 //! # Testing against a cluster

@@ -330,8 +330,19 @@ where
         }
     }
     // Only a watch that listed once has a state to bring up to date.
-    if let Some(list) = final_list.filter(|_| stopping.is_some() && *ready.borrow() == Readiness::Listed) {
-        list_at_stop(&name, &list, &mut tracker, &out, &mut stats).await;
+    if let Some(list) = final_list.filter(|_| stopping.is_some() && *ready.borrow() == Readiness::Listed)
+        && list_at_stop(&name, &list, &mut tracker, &out, &mut stats).await
+        && lost
+    {
+        // Lost and not heard from since: still backing off, or back but with nothing to say (a
+        // watch that resumes from its resourceVersion is silent until the next change). The list
+        // at stop is its relist either way.
+        stats.relists = stats.relists.saturating_add(1);
+        stats.restarts = stats.restarts.saturating_add(1);
+        tracing::info!(
+            collector = %name,
+            "watch not heard from since it was lost; the list at stop wrote what changed meanwhile"
+        );
     }
     stats
 }
@@ -354,14 +365,15 @@ async fn write<R: Serialize>(name: &str, records: Vec<R>, out: &mpsc::Sender<Str
 
 /// The list made at stop, fed to the tracker as a list after a lost watch: objects changed or
 /// gone since the watch last delivered get their records. Retried for [`FINAL_LIST_TIMEOUT`];
-/// a list broken off halfway starts again.
+/// a list broken off halfway starts again. True when the list was read to its end and written.
 async fn list_at_stop<D>(
     name: &str,
     list: &FinalList<D::Object>,
     tracker: &mut Tracker<D>,
     out: &mpsc::Sender<String>,
     stats: &mut WatchStats,
-) where
+) -> bool
+where
     D: Diff,
     D::Object: Resource,
 {
@@ -381,14 +393,14 @@ async fn list_at_stop<D>(
                 }
                 Ok(Err(e)) => {
                     stats.error(format!("{name}: the list at stop failed, changes not yet watched are missing: {e}"));
-                    return;
+                    return false;
                 }
                 Err(_) => {
                     stats.error(format!(
                         "{name}: the list at stop did not answer within {}s, changes not yet watched are missing",
                         FINAL_LIST_TIMEOUT.as_secs()
                     ));
-                    return;
+                    return false;
                 }
             };
             let t = super::time::now();
@@ -399,7 +411,7 @@ async fn list_at_stop<D>(
             }
             written = written.saturating_add(records.len());
             if !write(name, records, out, stats).await {
-                return;
+                return false;
             }
             match next {
                 Some(next) if !next.is_empty() => token = Some(next),
@@ -410,7 +422,7 @@ async fn list_at_stop<D>(
     let (records, listed) = tracker.handle(Event::InitDone, &super::time::now());
     written = written.saturating_add(records.len());
     if !write(name, records, out, stats).await {
-        return;
+        return false;
     }
     let vanished = match listed {
         Some(Listed::Again { vanished, .. }) => vanished,
@@ -422,6 +434,7 @@ async fn list_at_stop<D>(
             "the list at stop found changes the watch had not delivered; written"
         );
     }
+    true
 }
 
 #[cfg(test)]
@@ -680,6 +693,39 @@ mod tests {
         );
         assert_eq!(calls.load(Ordering::SeqCst), 3, "one failed try, then two pages");
         assert_eq!(stats.errors, 0, "a list that failed and then worked lost nothing: {stats:?}");
+    }
+
+    /// The watch was lost and not heard from again before the run ended (still backing off, or
+    /// resumed with nothing to deliver): b was deleted meanwhile. The list at stop writes its
+    /// deletion and counts as the watch's relist.
+    #[tokio::test]
+    async fn a_watch_lost_until_the_stop_is_brought_up_to_date_by_the_list_at_stop() {
+        let (tx, mut rx) = mpsc::channel(100);
+        let (ready_tx, _ready_rx) = watch::channel(Readiness::Listing(None));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let events = futures::stream::iter(vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("1", "a", "run", "x"))),
+            Ok(Event::InitApply(cm("2", "b", "run", "x"))),
+            Ok(Event::InitDone),
+            Err(watcher::Error::NoResourceVersion),
+        ])
+        .chain(futures::stream::pending());
+        let list: FinalList<ConfigMap> =
+            Box::new(|_token| Box::pin(async { Ok((vec![cm("1", "a", "run", "x")], None)) }));
+        let tracker = Tracker::new(Values, |_: &ConfigMap| true);
+        let task = tokio::spawn(run("cms".into(), events, tracker, Some(list), tx, ready_tx, stop_rx));
+        let mut lines = Vec::new();
+        for _ in 0..2 {
+            lines.push(rx.recv().await.expect("the first list's lines"));
+        }
+        stop_tx.send_replace(true);
+        let stats = task.await.expect("watch task");
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        assert_eq!(lines, [r#""new a=x (FirstList)""#, r#""new b=x (FirstList)""#, r#""gone b""#]);
+        assert_eq!((stats.restarts, stats.relists, stats.errors), (1, 1, 1), "{stats:?}");
     }
 
     #[tokio::test]

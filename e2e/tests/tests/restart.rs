@@ -107,7 +107,15 @@ async fn replay_cleanup_survives_an_api_server_restart() {
 
     // The collectors' watches lost nothing across the restart, and said so.
     assert!(stderr.contains("watch lost; retrying with backoff"), "no watch saw the API server go: {stderr}");
-    assert!(stderr.contains("watch resumed"), "no watch said it came back: {stderr}");
+    // A watch not heard from again before the stop (its backoff outlasted the cleanup, or it
+    // resumed from its resourceVersion and had nothing more to deliver) is brought up to date by
+    // the list at stop instead: either way it says so.
+    let (resumed, at_stop) = (
+        stderr.matches("watch resumed").count(),
+        stderr.matches("watch not heard from since it was lost; the list at stop").count(),
+    );
+    assert!(resumed + at_stop > 0, "no watch said it came back: {stderr}");
+    println!("watches back: {resumed} resumed during the run, {at_stop} brought up to date by the list at stop");
     let folder = dir.path().join(&sim_name).join("0");
     let read = |file: &str| -> Vec<serde_json::Value> {
         let text = std::fs::read_to_string(folder.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
