@@ -44,7 +44,7 @@ impl Diff for Events {
         (old.map_or(count, |old| old.max(count)), records)
     }
 
-    fn gone(&self, _last: i32, _t: &str) -> Vec<EventRecord> {
+    fn gone(&self, _last: i32, _seen: Seen, _t: &str) -> Vec<EventRecord> {
         Vec::new()
     }
 }
@@ -158,7 +158,7 @@ mod tests {
             counts.extend(records.iter().map(|r| r.count));
         }
         assert_eq!(counts, [1, 2, 5]);
-        assert!(Events.gone(5, "t").is_empty());
+        assert!(Events.gone(5, Seen::Watch, "t").is_empty());
         let (_, records) = Events.observe(None, &view::of(&old_style(3)), Seen::Watch, "t");
         assert_eq!(
             serde_json::to_string(&records[0]).unwrap(),

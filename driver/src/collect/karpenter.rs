@@ -94,7 +94,7 @@ impl Diff for Karpenter {
         (state, vec![r])
     }
 
-    fn gone(&self, last: ClaimState, t: &str) -> Vec<NodeRecord> {
+    fn gone(&self, last: ClaimState, _seen: Seen, t: &str) -> Vec<NodeRecord> {
         vec![record(self.kind, &last, t, NodeChange::Deleted)]
     }
 }
@@ -186,7 +186,7 @@ mod tests {
         let ready = &records[3][0];
         assert_eq!(ready.conditions, ["Initialized", "Launched", "Registered"]);
         assert_eq!(ready.at.as_deref(), Some("2026-12-02T10:00:09Z"), "the latest of the new ones");
-        let gone = diff.gone(state.unwrap(), "t");
+        let gone = diff.gone(state.unwrap(), Seen::Watch, "t");
         assert_eq!(
             (gone[0].change, gone[0].name.as_str(), gone[0].object.as_deref()),
             (NodeChange::Deleted, "default-abc", Some("NodeClaim"))

@@ -114,7 +114,7 @@ impl Diff for Nodes {
         (state, records)
     }
 
-    fn gone(&self, last: NodeState, t: &str) -> Vec<NodeRecord> {
+    fn gone(&self, last: NodeState, _seen: Seen, t: &str) -> Vec<NodeRecord> {
         vec![record(&last, t, NodeChange::Deleted)]
     }
 }
@@ -229,7 +229,7 @@ mod tests {
         assert_eq!(added.virtual_node, Some(true));
         assert_eq!(all[2].at.as_deref(), Some("2026-12-02T10:00:05Z"));
         assert!(all[2].allocatable.is_empty(), "allocatable goes with added only");
-        let gone = Nodes.gone(state, "t");
+        let gone = Nodes.gone(state, Seen::Watch, "t");
         assert_eq!(
             (gone[0].change, gone[0].name.as_str(), gone[0].instance_type.as_deref()),
             (Deleted, "kwok-node-0", Some("m5.large"))

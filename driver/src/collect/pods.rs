@@ -44,7 +44,7 @@ impl Diff for Pods {
     type State = PodState;
     type Record = PodRecord;
 
-    fn observe(&self, old: Option<PodState>, pod: &PodView, _seen: Seen, t: &str) -> (PodState, Vec<PodRecord>) {
+    fn observe(&self, old: Option<PodState>, pod: &PodView, seen: Seen, t: &str) -> (PodState, Vec<PodRecord>) {
         let meta = &pod.metadata;
         let mut records = Vec::new();
         let mut state = match old {
@@ -126,11 +126,16 @@ impl Diff for Pods {
             r.reason = true_condition(conditions, "DisruptionTarget").and_then(|c| c.reason.clone());
             records.push(r);
         }
+        if seen == Seen::Relist {
+            records.iter_mut().for_each(|r| r.relisted = true);
+        }
         (state, records)
     }
 
-    fn gone(&self, last: PodState, t: &str) -> Vec<PodRecord> {
-        vec![record(&last, t, PodChange::Deleted)]
+    fn gone(&self, last: PodState, seen: Seen, t: &str) -> Vec<PodRecord> {
+        let mut r = record(&last, t, PodChange::Deleted);
+        r.relisted = seen == Seen::Relist;
+        vec![r]
     }
 }
 
@@ -149,6 +154,7 @@ fn record(state: &PodState, t: &str, change: PodChange) -> PodRecord {
         phase: None,
         reason: None,
         exit_code: None,
+        relisted: false,
     }
 }
 
@@ -330,7 +336,7 @@ mod tests {
         assert_eq!(summary(&records[6]), ["Deleting"]);
         assert_eq!(records[6][0].at.as_deref(), Some("2026-12-02T10:00:20Z"));
         assert!(records[7].is_empty());
-        let gone = Pods.gone(state, "t2");
+        let gone = Pods.gone(state, Seen::Watch, "t2");
         assert_eq!(summary(&gone), ["Deleted"]);
         assert_eq!((gone[0].name.as_str(), gone[0].namespace.as_str(), gone[0].t.as_str()), ("web-1", "ns", "t2"));
     }
@@ -351,6 +357,21 @@ mod tests {
                 "Phase Running"
             ]
         );
+    }
+
+    /// What a list after a lost watch finds is marked: its `t` is the list's, not the change's.
+    #[test]
+    fn records_a_relist_finds_are_marked_relisted() {
+        let (state, _) = versions(&[scheduled(pod())]);
+        let (state, records) = Pods.observe(Some(state), &view::of(&running(scheduled(pod()))), Seen::Relist, "t1");
+        assert_eq!(records.len(), 5, "{records:?}");
+        assert!(records.iter().all(|r| r.relisted), "{records:?}");
+        assert!(Pods.gone(state.clone(), Seen::Relist, "t2")[0].relisted);
+        assert!(!Pods.gone(state, Seen::Watch, "t2")[0].relisted);
+        let (_, first) = Pods.observe(None, &view::of(&pod()), Seen::FirstList, "t0");
+        assert!(first.iter().all(|r| !r.relisted), "the first list is not a relist");
+        let line = serde_json::to_string(&first[0]).unwrap_or_default();
+        assert!(!line.contains("relisted"), "false is left out: {line}");
     }
 
     #[test]

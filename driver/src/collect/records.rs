@@ -98,6 +98,10 @@ pub struct PodRecord {
     /// Exit code (on `terminated`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
+    /// Found by a list made after the watch was lost (or by the list at stop), not delivered by
+    /// the watch: `t` is when the list was read, some time after the change. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub relisted: bool,
 }
 
 /// What happened to a node or a Karpenter object.
@@ -264,6 +268,7 @@ mod tests {
             phase: None,
             reason: None,
             exit_code: None,
+            relisted: false,
         };
         let line = serde_json::to_string(&pod).unwrap();
         assert_eq!(

@@ -61,8 +61,9 @@ pub trait Diff {
         t: &str,
     ) -> (Self::State, Vec<Self::Record>);
 
-    /// The records of an object that is gone, from what was last known of it.
-    fn gone(&self, last: Self::State, t: &str) -> Vec<Self::Record>;
+    /// The records of an object that is gone (`seen`: a watch's delete, or missing from a list),
+    /// from what was last known of it.
+    fn gone(&self, last: Self::State, seen: Seen, t: &str) -> Vec<Self::Record>;
 }
 
 /// What a list that just ended found.
@@ -146,13 +147,14 @@ where
                 // Known and not listed: deleted since it was seen (before the first list ends,
                 // only an object of a list broken off by an error can be in that case).
                 let vanished: Vec<String> = self.known.keys().filter(|k| !listed.contains(*k)).cloned().collect();
+                let first = !self.listed;
+                let seen = if first { Seen::FirstList } else { Seen::Relist };
                 let mut records = Vec::new();
                 for key in &vanished {
                     if let Some(last) = self.known.remove(key) {
-                        records.extend(self.diff.gone(last, t));
+                        records.extend(self.diff.gone(last, seen, t));
                     }
                 }
-                let first = !self.listed;
                 self.listed = true;
                 let listed =
                     if first { Listed::First { objects } } else { Listed::Again { objects, vanished: vanished.len() } };
@@ -172,7 +174,7 @@ where
                 let key = key_of(&obj);
                 let mut records = self.observe(key.clone(), &obj, Seen::Watch, t);
                 if let Some(last) = self.known.remove(&key) {
-                    records.extend(self.diff.gone(last, t));
+                    records.extend(self.diff.gone(last, Seen::Watch, t));
                 }
                 (records, None)
             }
@@ -468,7 +470,7 @@ mod tests {
             ((name, value), records)
         }
 
-        fn gone(&self, last: (String, String), _t: &str) -> Vec<String> {
+        fn gone(&self, last: (String, String), _seen: Seen, _t: &str) -> Vec<String> {
             vec![format!("gone {}", last.0)]
         }
     }

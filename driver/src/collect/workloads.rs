@@ -94,7 +94,7 @@ impl<K: Workload> Diff for Workloads<K> {
         (state, records)
     }
 
-    fn gone(&self, last: WorkloadState, t: &str) -> Vec<WorkloadRecord> {
+    fn gone(&self, last: WorkloadState, _seen: Seen, t: &str) -> Vec<WorkloadRecord> {
         vec![record::<K>(&last, t, true)]
     }
 }
@@ -161,7 +161,7 @@ mod tests {
             written.extend(records.into_iter().map(|r| (r.desired, r.ready, r.available)));
         }
         assert_eq!(written, [(0, 0, 0), (3, 0, 0), (3, 2, 1), (3, 3, 3)]);
-        let gone = diff.gone(state.unwrap(), "t");
+        let gone = diff.gone(state.unwrap(), Seen::Watch, "t");
         assert_eq!(
             serde_json::to_string(&gone[0]).unwrap(),
             r#"{"t":"t","kind":"Deployment","namespace":"ns","name":"web","desired":3,"ready":3,"available":3,"deleted":true}"#

@@ -35,9 +35,10 @@
 //!   pods never reached it, no quantiles and a `note` saying so (kube-burner's rule);
 //!   `observed_latency_ms` (since 1.1): the same entries by the collectors' own times (`t` of
 //!   the pod's `created` record to `t` of the condition's first True record, microseconds),
-//!   for the pods created once the collectors were watching: both API server times above are
-//!   whole seconds, so on virtual nodes, where a pod is often Ready within the second it was
-//!   created, they read 0 where these do not;
+//!   for the pods created once the collectors were watching (a creation or condition that a list
+//!   after a lost watch found, `relisted`, is left out: its `t` is the list's): both API server
+//!   times above are whole seconds, so on virtual nodes, where a pod is often Ready within the
+//!   second it was created, they read 0 where these do not;
 //!   `pending`: `peak`, `peak_at`, `mean` (time-weighted over the window) of pods in phase
 //!   Pending; `scheduling_throughput`: pods/s per 5 s window (`window_seconds`, `scheduled`,
 //!   `windows` from the first scheduling to the last, empty ones counting 0, `p50`, `p90`,

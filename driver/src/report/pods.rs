@@ -31,6 +31,9 @@ const WINDOW_US: i64 = 5_000_000;
 /// Share of pods that may lack a condition before its figures are left out (kube-burner's).
 pub const MAX_UNMEASURED: f64 = 0.10;
 
+/// `PodState::relisted`'s bit for the creation (conditions use bits 0-4).
+const CREATED_BIT: u8 = 1 << 7;
+
 #[derive(Debug, Default)]
 struct PodState {
     created_us: Option<i64>,
@@ -40,6 +43,9 @@ struct PodState {
     conditions: [Option<i64>; 5],
     /// When the collectors saw each condition first True.
     conditions_seen: [Option<i64>; 5],
+    /// The creation (bit 7) or condition `i` (bit i) was first seen by a list after a lost
+    /// watch: its `t` is the list's, not the change's.
+    relisted: u8,
     scheduled_counted: bool,
     evicted: bool,
     failed: bool,
@@ -47,16 +53,26 @@ struct PodState {
 
 impl PodState {
     /// `CONDITIONS[i]` seen True, at `at` by the API server (kept until one is known) and at
-    /// `t` by the collectors (the first only).
-    fn reached(&mut self, i: usize, at: Option<i64>, t: i64) {
+    /// `t` by the collectors (the first only; `relisted` when a list found it).
+    fn reached(&mut self, i: usize, at: Option<i64>, t: i64, relisted: bool) {
         if let Some(slot) = self.conditions.get_mut(i)
             && slot.is_none()
         {
             *slot = at;
         }
-        if let Some(seen) = self.conditions_seen.get_mut(i) {
-            seen.get_or_insert(t);
+        if let Some(seen) = self.conditions_seen.get_mut(i)
+            && seen.is_none()
+        {
+            *seen = Some(t);
+            if relisted {
+                self.relisted |= 1 << i;
+            }
         }
+    }
+
+    /// Whether the collectors' time of the creation (None) or of condition `i` is a list's.
+    fn relisted(&self, i: Option<usize>) -> bool {
+        self.relisted & i.map_or(CREATED_BIT, |i| 1 << i) != 0
     }
 }
 
@@ -144,12 +160,15 @@ impl PodAnalysis {
                 if state.created_us.is_none() {
                     state.created_us = at;
                     state.created_seen_us = Some(t);
+                    if r.relisted {
+                        state.relisted |= CREATED_BIT;
+                    }
                 }
             }
-            PodChange::Scheduled => state.reached(0, at, t),
+            PodChange::Scheduled => state.reached(0, at, t, r.relisted),
             PodChange::Condition => {
                 if let Some(i) = r.condition.as_deref().and_then(|c| CONDITIONS.iter().position(|x| *x == c)) {
-                    state.reached(i, at, t);
+                    state.reached(i, at, t, r.relisted);
                 }
             }
             PodChange::Phase => {
@@ -222,14 +241,18 @@ impl PodAnalysis {
         }
         // By watch times only for pods created once the collectors were watching (from the
         // second of their first record): a pod they found already there was seen created and
-        // ready at once.
+        // ready at once. Likewise a creation or condition that a list found after a lost watch
+        // has the list's time: such a pod, or condition, is left out (unmeasured).
         let watching_since = self.first_us.map(|f| f.saturating_sub(f.rem_euclid(1_000_000)));
         if let (Some(seen), Some(since)) = (state.created_seen_us, watching_since)
             && created >= since
+            && !state.relisted(None)
         {
             self.with_created_seen = self.with_created_seen.saturating_add(1);
             for (i, at) in state.conditions_seen.iter().enumerate() {
-                if let Some(at) = at {
+                if let Some(at) = at
+                    && !state.relisted(Some(i))
+                {
                     self.observed[i].push(ms_between(seen, *at));
                 }
             }

@@ -52,6 +52,7 @@ fn pod(t: i64, change: PodChange, k: usize) -> PodRecord {
         phase: None,
         reason: None,
         exit_code: None,
+        relisted: false,
     }
 }
 

@@ -125,6 +125,52 @@ fn pod_latencies_pending_and_throughput() {
     assert_eq!(s.verdict.status, VerdictStatus::Passed);
 }
 
+/// A pod whose creation a list found after a lost watch (4) is left out of the watch-time
+/// latencies, and so is a condition a list found (5's Ready): their `t` is the list's. The API
+/// server's figures keep them.
+#[test]
+fn latencies_by_watch_times_leave_out_what_a_list_after_a_lost_watch_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let at = |ms: i64| json!({"at": t(ms)});
+    let listed = |ms: i64| json!({"at": t(ms), "relisted": true});
+    let cond = |c: &str, ms: i64| json!({"condition": c, "at": t(ms)});
+    let cond_listed = |c: &str, ms: i64| json!({"condition": c, "at": t(ms), "relisted": true});
+    lines(
+        tmp.path(),
+        "pods.jsonl",
+        &[
+            pod(1100, "created", 2, at(1000)),
+            pod(1140, "scheduled", 2, json!({"at": t(1000), "node": "n"})),
+            pod(1350, "condition", 2, cond("Ready", 1000)),
+            pod(2010, "created", 3, at(2000)),
+            pod(2030, "scheduled", 3, json!({"at": t(2000), "node": "n"})),
+            pod(3005, "condition", 3, cond("Ready", 3000)),
+            // The watch was lost from 4 s to 9 s.
+            pod(5010, "created", 5, at(5000)),
+            pod(5030, "scheduled", 5, json!({"at": t(5000), "node": "n"})),
+            pod(9000, "created", 4, listed(6000)),
+            pod(9000, "scheduled", 4, json!({"at": t(6000), "node": "n", "relisted": true})),
+            pod(9000, "condition", 4, cond_listed("Ready", 7000)),
+            pod(9000, "condition", 5, cond_listed("Ready", 6000)),
+        ],
+    );
+    let out = analyse(tmp.path(), &facts(RunKind::Replay)).unwrap();
+    let pods = out.summary.pods.as_ref().unwrap();
+    let by = |list: &[summary::ConditionLatency], c: &str| list.iter().find(|l| l.condition == c).cloned().unwrap();
+
+    let q = by(&pods.latency_ms, "Ready").quantiles.unwrap();
+    assert_eq!((q.count, q.max), (4, 1000.0), "the API server's times count every pod");
+    let scheduled = by(&pods.observed_latency_ms, "PodScheduled");
+    assert_eq!((scheduled.total, scheduled.measured), (3, 3), "pod 4's creation was found by a list");
+    let q = scheduled.quantiles.unwrap();
+    assert_eq!((q.p50, q.max), (20.0, 40.0), "40, 20 and 20 ms: none is the list's time");
+    let ready = by(&pods.observed_latency_ms, "Ready");
+    assert_eq!((ready.total, ready.measured, ready.quantiles), (3, 2, None), "pod 5's Ready was found by a list");
+    assert!(ready.note.as_deref().is_some_and(|n| n.starts_with("1 of 3 pods")), "{:?}", ready.note);
+    let plotted = out.plots.latencies.iter().find(|(c, _)| c == "Ready").map(|(_, v)| v.clone());
+    assert_eq!(plotted, Some(vec![250.0, 995.0]), "no list's time in the plots either");
+}
+
 #[test]
 fn latencies_by_watch_times_for_pods_created_while_watching() {
     let tmp = tempfile::tempdir().unwrap();

@@ -180,6 +180,11 @@ async fn a_replay_leaves_every_file_and_its_summary_agrees_with_its_lines() {
     // Pod latencies recomputed from pods.jsonl: creation to each condition's first True, by the
     // API server's times (`at`, kube-burner's figure) and by the collectors' (`t`).
     let pods = lines(&folder.join("pods.jsonl"));
+    // No watch was lost, so the watch delivered every creation and condition (what a list
+    // finds, `relisted`, is left out of the watch-time figures; the list at stop may still find
+    // a late deletion).
+    let listed = |r: &&Value| r.get("relisted").is_some() && r["change"] != "deleted";
+    assert_eq!(pods.iter().find(listed), None, "a creation or condition found by a list");
     for (figure, time) in [("latency_ms", "at"), ("observed_latency_ms", "t")] {
         let mut created: BTreeMap<String, i64> = BTreeMap::new();
         let mut reached: BTreeMap<(String, String), i64> = BTreeMap::new();

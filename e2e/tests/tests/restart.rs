@@ -137,5 +137,9 @@ async fn replay_cleanup_survives_an_api_server_restart() {
         .filter(|e| !e["requestURI"].as_str().unwrap_or("").contains("dryRun"))
         .count();
     assert_eq!(created.len(), creates, "pods.jsonl and the API server's audit log count the same pods");
-    println!("{} pods recorded, created and deleted, across the API server's restart", created.len());
+    let relisted = pods.iter().filter(|r| r.get("relisted").is_some()).count();
+    println!(
+        "{} pods recorded, created and deleted, across the API server's restart; {relisted} lines found by a list",
+        created.len()
+    );
 }
