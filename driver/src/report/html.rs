@@ -99,11 +99,13 @@ pub fn report(s: &Summary, data: &PlotData) -> String {
         if !p.observed_latency_ms.is_empty() {
             h.push_str("<h3>Latency from creation as the collectors saw it (ms)</h3>");
             h.push_str(
-                "<p>Watch times, microseconds: when the pod's creation and each condition reached the collectors.</p>",
+                "<p>Watch times, microseconds: when the pod's creation and each condition reached the collectors \
+                 (what a list found after a lost watch is left out).</p>",
             );
             latency_table(&mut h, &p.observed_latency_ms);
         }
         figure(&mut h, plots::latency_cdf(&runs));
+        h.push_str("<p>Pods per latency bin, per condition, as the collectors saw it (watch times).</p>");
         figure(&mut h, plots::latency_histograms(&run));
         let t = &p.scheduling_throughput;
         let _ = write!(

@@ -98,6 +98,19 @@ fn steps(points: impl IntoIterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
     out
 }
 
+/// A count over time as a step function held to the run's end: a count that stopped changing
+/// (11 nodes from the start) still holds until the last second of the window.
+fn held_steps(run: &Run<'_>, points: impl IntoIterator<Item = (f64, f64)>) -> Vec<(f64, f64)> {
+    let mut out = steps(points);
+    let end = seconds(run, run.data.end_us);
+    if let Some(&(x, y)) = out.last()
+        && x < end
+    {
+        out.push((end, y));
+    }
+    out
+}
+
 fn span_seconds(runs: &[Run<'_>]) -> f64 {
     runs.iter().map(|r| r.data.end_us.saturating_sub(r.data.start_us) as f64 / 1e6).fold(1.0, f64::max)
 }
@@ -221,7 +234,10 @@ pub fn pods_by_phase(runs: &[Run<'_>]) -> Plot {
                 color: phase_color(phase),
                 dashed: r > 0,
                 width: 2,
-                points: steps(points.iter().map(|(t, v)| (seconds(run, *t), v.get(i).copied().unwrap_or(0) as f64))),
+                points: held_steps(
+                    run,
+                    points.iter().map(|(t, v)| (seconds(run, *t), v.get(i).copied().unwrap_or(0) as f64)),
+                ),
             });
         }
     }
@@ -245,7 +261,10 @@ pub fn nodes(runs: &[Run<'_>]) -> Plot {
                 color: if name == TOTAL { BLACK } else { color(i) },
                 dashed: r > 0,
                 width: if i == 0 { 3 } else { 2 },
-                points: steps(points.iter().map(|(t, v)| (seconds(run, *t), v.get(i).copied().unwrap_or(0) as f64))),
+                points: held_steps(
+                    run,
+                    points.iter().map(|(t, v)| (seconds(run, *t), v.get(i).copied().unwrap_or(0) as f64)),
+                ),
             });
         }
     }
@@ -267,7 +286,7 @@ pub fn workloads(runs: &[Run<'_>]) -> Plot {
             };
             let points = series.points();
             let pick = |d: usize| -> Vec<(f64, f64)> {
-                steps(points.iter().map(|(t, v)| (seconds(run, *t), v.get(d).copied().unwrap_or(0) as f64)))
+                held_steps(run, points.iter().map(|(t, v)| (seconds(run, *t), v.get(d).copied().unwrap_or(0) as f64)))
             };
             lines.push(Line {
                 name: format!("{label} ready{}", suffix(run)),

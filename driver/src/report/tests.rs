@@ -312,6 +312,26 @@ fn nodes_count_readiness_and_instance_types() {
     let names = s.plots.nodes.names().to_vec();
     assert_eq!(names, ["all nodes", "m5.large", "c5.xlarge"]);
     assert_eq!(s.plots.nodes.current(), [2, 1, 1]);
+
+    // The plot holds the last count to the run's end (20 s), where the last change was at 15 s:
+    // the total's line (black, 3 px; its legend's sample comes after it) ends where the x axis does.
+    let svg = plots::nodes(&[plots::Run { label: "", data: &s.plots }]).unwrap();
+    let points = |line: &str| -> Vec<(f64, f64)> {
+        let p = line.split("points=\"").nth(1).unwrap_or_default().split('"').next().unwrap_or_default();
+        p.split_whitespace()
+            .filter_map(|xy| xy.split_once(',').map(|(x, y)| (x.parse().unwrap(), y.parse().unwrap())))
+            .collect()
+    };
+    let polylines: Vec<&str> = svg.split("<polyline").skip(1).collect();
+    let black = |width: &str| {
+        let style = format!("stroke=\"#000000\" stroke-width=\"{width}\"");
+        polylines.iter().filter(move |l| l.contains(&style)).map(|l| points(l))
+    };
+    // The x axis: the widest horizontal line of the axes (1 px).
+    let axis_end = black("1").filter(|p| p.len() == 2 && p[0].1 == p[1].1).map(|p| p[1].0).fold(0.0, f64::max);
+    let total = black("3").next().unwrap();
+    let last = total.last().unwrap();
+    assert!((last.0 - axis_end).abs() <= 1.0, "the total ends at x {} of {axis_end}", last.0);
 }
 
 #[test]
