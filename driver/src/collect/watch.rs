@@ -641,22 +641,42 @@ mod tests {
         assert!(rx.recv().await.is_none(), "the sender is dropped when the watch ends");
     }
 
+    /// Runs a watch whose first list delivers a and b, then `then` and silence; asks it to stop
+    /// once it wrote the first list's two lines. Its stats and every line it wrote.
+    async fn stopped_after_the_first_list(
+        then: Vec<Result<Event<ConfigMap>, watcher::Error>>,
+        list: FinalList<ConfigMap>,
+    ) -> (WatchStats, Vec<String>) {
+        let (tx, mut rx) = mpsc::channel(100);
+        let (ready_tx, _ready_rx) = watch::channel(Readiness::Listing(None));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let first = vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("1", "a", "run", "x"))),
+            Ok(Event::InitApply(cm("2", "b", "run", "x"))),
+            Ok(Event::InitDone),
+        ];
+        let events = futures::stream::iter(first.into_iter().chain(then)).chain(futures::stream::pending());
+        let tracker = Tracker::new(Values, |_: &ConfigMap| true);
+        let task = tokio::spawn(run("cms".into(), events, tracker, Some(list), tx, ready_tx, stop_rx));
+        let mut lines = Vec::new();
+        for _ in 0..2 {
+            lines.push(rx.recv().await.expect("the first list's lines"));
+        }
+        stop_tx.send_replace(true);
+        let stats = task.await.expect("watch task");
+        while let Some(line) = rx.recv().await {
+            lines.push(line);
+        }
+        (stats, lines)
+    }
+
     /// The watch delivered a and b, then fell silent (reconnecting); meanwhile a changed, b was
     /// deleted and c created. The list at stop (failing once, then two pages) writes all three.
     #[tokio::test]
     async fn the_list_at_stop_writes_what_the_watch_had_not_delivered() {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let (tx, mut rx) = mpsc::channel(100);
-        let (ready_tx, _ready_rx) = watch::channel(Readiness::Listing(None));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let events = futures::stream::iter(vec![
-            Ok(Event::Init),
-            Ok(Event::InitApply(cm("1", "a", "run", "x"))),
-            Ok(Event::InitApply(cm("2", "b", "run", "x"))),
-            Ok(Event::InitDone),
-        ])
-        .chain(futures::stream::pending());
         let calls = Arc::new(AtomicUsize::new(0));
         let list: FinalList<ConfigMap> = Box::new({
             let calls = calls.clone();
@@ -672,17 +692,7 @@ mod tests {
                 })
             }
         });
-        let tracker = Tracker::new(Values, |_: &ConfigMap| true);
-        let task = tokio::spawn(run("cms".into(), events, tracker, Some(list), tx, ready_tx, stop_rx));
-        let mut lines = Vec::new();
-        for _ in 0..2 {
-            lines.push(rx.recv().await.expect("the first list's lines"));
-        }
-        stop_tx.send_replace(true);
-        let stats = task.await.expect("watch task");
-        while let Some(line) = rx.recv().await {
-            lines.push(line);
-        }
+        let (stats, lines) = stopped_after_the_first_list(vec![], list).await;
         assert_eq!(
             lines,
             [
@@ -702,30 +712,9 @@ mod tests {
     /// deletion and counts as the watch's relist.
     #[tokio::test]
     async fn a_watch_lost_until_the_stop_is_brought_up_to_date_by_the_list_at_stop() {
-        let (tx, mut rx) = mpsc::channel(100);
-        let (ready_tx, _ready_rx) = watch::channel(Readiness::Listing(None));
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let events = futures::stream::iter(vec![
-            Ok(Event::Init),
-            Ok(Event::InitApply(cm("1", "a", "run", "x"))),
-            Ok(Event::InitApply(cm("2", "b", "run", "x"))),
-            Ok(Event::InitDone),
-            Err(watcher::Error::NoResourceVersion),
-        ])
-        .chain(futures::stream::pending());
         let list: FinalList<ConfigMap> =
             Box::new(|_token| Box::pin(async { Ok((vec![cm("1", "a", "run", "x")], None)) }));
-        let tracker = Tracker::new(Values, |_: &ConfigMap| true);
-        let task = tokio::spawn(run("cms".into(), events, tracker, Some(list), tx, ready_tx, stop_rx));
-        let mut lines = Vec::new();
-        for _ in 0..2 {
-            lines.push(rx.recv().await.expect("the first list's lines"));
-        }
-        stop_tx.send_replace(true);
-        let stats = task.await.expect("watch task");
-        while let Some(line) = rx.recv().await {
-            lines.push(line);
-        }
+        let (stats, lines) = stopped_after_the_first_list(vec![Err(watcher::Error::NoResourceVersion)], list).await;
         assert_eq!(lines, [r#""new a=x (FirstList)""#, r#""new b=x (FirstList)""#, r#""gone b""#]);
         assert_eq!((stats.restarts, stats.relists, stats.errors), (1, 1, 1), "{stats:?}");
     }

@@ -125,35 +125,39 @@ fn pod_latencies_pending_and_throughput() {
     assert_eq!(s.verdict.status, VerdictStatus::Passed);
 }
 
+/// Pods 2 and 3, seen by the watch: scheduled and Ready within their creation's second by the
+/// API server's times (0 ms), 40 / 250 ms and 20 / 995 ms by when the collectors saw it.
+fn two_pods_seen_by_the_watch() -> Vec<Value> {
+    let cond = |c: &str, ms: i64| json!({"condition": c, "at": t(ms)});
+    vec![
+        pod(1100, "created", 2, json!({"at": t(1000)})),
+        pod(1140, "scheduled", 2, json!({"at": t(1000), "node": "n"})),
+        pod(1350, "condition", 2, cond("Ready", 1000)),
+        pod(2010, "created", 3, json!({"at": t(2000)})),
+        pod(2030, "scheduled", 3, json!({"at": t(2000), "node": "n"})),
+        pod(3005, "condition", 3, cond("Ready", 3000)),
+    ]
+}
+
 /// A pod whose creation a list found after a lost watch (4) is left out of the watch-time
 /// latencies, and so is a condition a list found (5's Ready): their `t` is the list's. The API
 /// server's figures keep them.
 #[test]
 fn latencies_by_watch_times_leave_out_what_a_list_after_a_lost_watch_found() {
     let tmp = tempfile::tempdir().unwrap();
-    let at = |ms: i64| json!({"at": t(ms)});
     let listed = |ms: i64| json!({"at": t(ms), "relisted": true});
-    let cond = |c: &str, ms: i64| json!({"condition": c, "at": t(ms)});
     let cond_listed = |c: &str, ms: i64| json!({"condition": c, "at": t(ms), "relisted": true});
-    lines(
-        tmp.path(),
-        "pods.jsonl",
-        &[
-            pod(1100, "created", 2, at(1000)),
-            pod(1140, "scheduled", 2, json!({"at": t(1000), "node": "n"})),
-            pod(1350, "condition", 2, cond("Ready", 1000)),
-            pod(2010, "created", 3, at(2000)),
-            pod(2030, "scheduled", 3, json!({"at": t(2000), "node": "n"})),
-            pod(3005, "condition", 3, cond("Ready", 3000)),
-            // The watch was lost from 4 s to 9 s.
-            pod(5010, "created", 5, at(5000)),
-            pod(5030, "scheduled", 5, json!({"at": t(5000), "node": "n"})),
-            pod(9000, "created", 4, listed(6000)),
-            pod(9000, "scheduled", 4, json!({"at": t(6000), "node": "n", "relisted": true})),
-            pod(9000, "condition", 4, cond_listed("Ready", 7000)),
-            pod(9000, "condition", 5, cond_listed("Ready", 6000)),
-        ],
-    );
+    let mut records = two_pods_seen_by_the_watch();
+    records.extend([
+        // The watch was lost from 4 s to 9 s.
+        pod(5010, "created", 5, json!({"at": t(5000)})),
+        pod(5030, "scheduled", 5, json!({"at": t(5000), "node": "n"})),
+        pod(9000, "created", 4, listed(6000)),
+        pod(9000, "scheduled", 4, json!({"at": t(6000), "node": "n", "relisted": true})),
+        pod(9000, "condition", 4, cond_listed("Ready", 7000)),
+        pod(9000, "condition", 5, cond_listed("Ready", 6000)),
+    ]);
+    lines(tmp.path(), "pods.jsonl", &records);
     let out = analyse(tmp.path(), &facts(RunKind::Replay)).unwrap();
     let pods = out.summary.pods.as_ref().unwrap();
     let by = |list: &[summary::ConditionLatency], c: &str| list.iter().find(|l| l.condition == c).cloned().unwrap();
@@ -174,26 +178,14 @@ fn latencies_by_watch_times_leave_out_what_a_list_after_a_lost_watch_found() {
 #[test]
 fn latencies_by_watch_times_for_pods_created_while_watching() {
     let tmp = tempfile::tempdir().unwrap();
-    let at = |ms: i64| json!({"at": t(ms)});
-    let cond = |c: &str, ms: i64| json!({"condition": c, "at": t(ms)});
-    lines(
-        tmp.path(),
-        "pods.jsonl",
-        &[
-            // Pod 1 was there before the collectors: found created, scheduled and Ready at once.
-            pod(100, "created", 1, at(-60_000)),
-            pod(100, "scheduled", 1, json!({"at": t(-59_000), "node": "n"})),
-            pod(100, "condition", 1, cond("Ready", -58_000)),
-            // Pods 2 and 3: scheduled and Ready within their creation's second by the API
-            // server's times (0 ms), 40 / 250 ms and 20 / 995 ms by when the collectors saw it.
-            pod(1100, "created", 2, at(1000)),
-            pod(1140, "scheduled", 2, json!({"at": t(1000), "node": "n"})),
-            pod(1350, "condition", 2, cond("Ready", 1000)),
-            pod(2010, "created", 3, at(2000)),
-            pod(2030, "scheduled", 3, json!({"at": t(2000), "node": "n"})),
-            pod(3005, "condition", 3, cond("Ready", 3000)),
-        ],
-    );
+    // Pod 1 was there before the collectors: found created, scheduled and Ready at once.
+    let mut records = vec![
+        pod(100, "created", 1, json!({"at": t(-60_000)})),
+        pod(100, "scheduled", 1, json!({"at": t(-59_000), "node": "n"})),
+        pod(100, "condition", 1, json!({"condition": "Ready", "at": t(-58_000)})),
+    ];
+    records.extend(two_pods_seen_by_the_watch());
+    lines(tmp.path(), "pods.jsonl", &records);
     let out = analyse(tmp.path(), &facts(RunKind::Replay)).unwrap();
     let pods = out.summary.pods.as_ref().unwrap();
     let by = |list: &[summary::ConditionLatency], c: &str| list.iter().find(|l| l.condition == c).cloned().unwrap();
