@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::FutureExt;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{Condition, await_condition, conditions};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -169,6 +170,32 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let conf = aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Waits until the controller-manager turns a Deployment into a pod again, in a throwaway
+/// namespace (removed after). Right after an API server restart its watches are still backing
+/// off from the "forbidden" answers the new server gave while its RBAC warmed up, and for up to
+/// ~30 s no Deployment gets pods: a test that needs them waits here first.
+pub async fn controllers_make_pods(deadline: Duration) {
+    with_namespace("probe", |client, ns| async move {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+        let probe: Deployment = object(serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe"},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "probe"}},
+                "template": {"metadata": {"labels": {"app": "probe"}},
+                    "spec": {"containers": [{"name": "c", "image": "probe"}]}}}
+        }));
+        deployments.create(&PostParams::default(), &probe).await.expect("create the probe Deployment");
+        let pods: Api<Pod> = Api::namespaced(client, &ns);
+        let start = Instant::now();
+        poll_until(deadline, "the probe Deployment's pod made (the controller-manager working)", || {
+            let pods = pods.clone();
+            async move { pods.list(&ListParams::default()).await.ok().filter(|l| !l.items.is_empty()).map(|_| ()) }
+        })
+        .await;
+        println!("the controller-manager made the probe's pod in {:.1} s", start.elapsed().as_secs_f64());
+    })
+    .await;
 }
 
 /// Kills the sandbox's kube-apiserver (SIGKILL, no graceful shutdown) and starts it again with

@@ -25,6 +25,8 @@ fn driver_bin() -> PathBuf {
 async fn replay_cleanup_survives_an_api_server_restart() {
     let client = client().await;
     install_crds(&client).await;
+    // The trace's pods must be made: after an earlier restart the controller-manager may not be.
+    rehearsal_e2e::controllers_make_pods(Duration::from_secs(120)).await;
     let sims: Api<Simulation> = Api::all(client.clone());
     let sim_name = unique("restart");
     let prefix = format!("r{}", sim_name.replace('-', "").chars().rev().take(8).collect::<String>());
