@@ -31,21 +31,38 @@ const WINDOW_US: i64 = 5_000_000;
 /// Share of pods that may lack a condition before its figures are left out (kube-burner's).
 pub const MAX_UNMEASURED: f64 = 0.10;
 
-/// `PodState::relisted`'s bit for the creation (conditions use bits 0-4).
-const CREATED_BIT: u8 = 1 << 7;
+/// When the collectors first saw a change.
+#[derive(Debug, Clone, Copy)]
+enum SeenAt {
+    /// Delivered by the watch at this time (µs).
+    Watch(i64),
+    /// Found by a list after a lost watch (`relisted`): the list's time, not the change's.
+    List,
+}
+
+impl SeenAt {
+    fn of(t: i64, relisted: bool) -> Self {
+        if relisted { SeenAt::List } else { SeenAt::Watch(t) }
+    }
+
+    /// The watch's time, if the watch delivered it.
+    fn watch(self) -> Option<i64> {
+        match self {
+            SeenAt::Watch(t) => Some(t),
+            SeenAt::List => None,
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 struct PodState {
     created_us: Option<i64>,
     /// When the collectors saw the pod's creation (`t` of its `created` record).
-    created_seen_us: Option<i64>,
+    created_seen: Option<SeenAt>,
     phase: usize,
     conditions: [Option<i64>; 5],
     /// When the collectors saw each condition first True.
-    conditions_seen: [Option<i64>; 5],
-    /// The creation (bit 7) or condition `i` (bit i) was first seen by a list after a lost
-    /// watch: its `t` is the list's, not the change's.
-    relisted: u8,
+    conditions_seen: [Option<SeenAt>; 5],
     scheduled_counted: bool,
     evicted: bool,
     failed: bool,
@@ -60,19 +77,9 @@ impl PodState {
         {
             *slot = at;
         }
-        if let Some(seen) = self.conditions_seen.get_mut(i)
-            && seen.is_none()
-        {
-            *seen = Some(t);
-            if relisted {
-                self.relisted |= 1 << i;
-            }
+        if let Some(seen) = self.conditions_seen.get_mut(i) {
+            seen.get_or_insert(SeenAt::of(t, relisted));
         }
-    }
-
-    /// Whether the collectors' time of the creation (None) or of condition `i` is a list's.
-    fn relisted(&self, i: Option<usize>) -> bool {
-        self.relisted & i.map_or(CREATED_BIT, |i| 1 << i) != 0
     }
 }
 
@@ -159,10 +166,7 @@ impl PodAnalysis {
             PodChange::Created => {
                 if state.created_us.is_none() {
                     state.created_us = at;
-                    state.created_seen_us = Some(t);
-                    if r.relisted {
-                        state.relisted |= CREATED_BIT;
-                    }
+                    state.created_seen = Some(SeenAt::of(t, r.relisted));
                 }
             }
             PodChange::Scheduled => state.reached(0, at, t, r.relisted),
@@ -244,16 +248,13 @@ impl PodAnalysis {
         // ready at once. Likewise a creation or condition that a list found after a lost watch
         // has the list's time: such a pod, or condition, is left out (unmeasured).
         let watching_since = self.first_us.map(|f| f.saturating_sub(f.rem_euclid(1_000_000)));
-        if let (Some(seen), Some(since)) = (state.created_seen_us, watching_since)
+        if let (Some(seen), Some(since)) = (state.created_seen.and_then(SeenAt::watch), watching_since)
             && created >= since
-            && !state.relisted(None)
         {
             self.with_created_seen = self.with_created_seen.saturating_add(1);
             for (i, at) in state.conditions_seen.iter().enumerate() {
-                if let Some(at) = at
-                    && !state.relisted(Some(i))
-                {
-                    self.observed[i].push(ms_between(seen, *at));
+                if let Some(at) = at.and_then(SeenAt::watch) {
+                    self.observed[i].push(ms_between(seen, at));
                 }
             }
         }
